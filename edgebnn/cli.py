@@ -1,0 +1,57 @@
+"""The `edgebnn` command: a click group with one small module per verb in edgebnn/commands/."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from . import __version__
+
+
+class _Group(click.Group):
+    """Turns expected failures into one line on stderr and exit status 1, never a traceback."""
+
+    def invoke(self, ctx):
+        from .errors import UserError
+        from .format import FormatError
+        from .runtime import EdgebnnError
+        try:
+            return super().invoke(ctx)
+        except (UserError, FormatError, EdgebnnError) as e:
+            click.echo(f"edgebnn: error: {e}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "-V", "--version", prog_name="edgebnn",
+                      message="%(prog)s %(version)s")
+def main():
+    """edgebnn: deploy binary and compact neural networks on ARM and x86 CPUs.
+
+    \b
+    The job, from a model to numbers:
+      edgebnn demo                        build, pack, inspect and run a small binary CNN
+      edgebnn inspect model.ebnn          layers, dtypes, packed sizes, arena, op counts
+      edgebnn run model.ebnn --input x.npy --top 5
+
+    Models are .ebnn packed files: 1-bit weights 64 to a word, int8 and fp32, run by a small
+    C runtime (libedgebnn, C API in edgebnn.h) that apps can embed.
+    """
+
+
+def _register():
+    from .commands import demo, inspect, run
+    main.add_command(run.run)
+    main.add_command(inspect.inspect)
+    main.add_command(demo.demo)
+    try:  # training needs torch, which a runtime-only install does not have
+        from .train import train
+        main.add_command(train)
+    except ImportError:
+        pass
+
+
+_register()
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+/* Internal structures shared by the loader, the planner, the op layer and sessions. */
+#ifndef EDGEBNN_INTERNAL_H
+#define EDGEBNN_INTERNAL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "edgebnn.h"
+#include "format.h"
+
+#define EB_MAX_OP_INPUTS 8
+#define EB_ARENA_ALIGN 64
+
+typedef struct {
+  const char *name;
+  eb_dtype dtype;
+  int ndim;
+  int64_t dims[EB_MAX_DIMS];
+  size_t count;  /* elements */
+  size_t nbytes; /* storage bytes (BIT1 rows padded to words) */
+  int quant_kind;
+  int quant_axis;
+  float scale;
+  int32_t zero_point;
+  uint32_t scales_tensor, zero_points_tensor;
+  eb_layout io_layout;
+  const void *data; /* constants: in the mapped file */
+  /* activations */
+  int producer;     /* op index, -1 for graph inputs */
+  int last_use;     /* op index of last reader (n_ops for graph outputs) */
+  size_t arena_offset;
+} eb_tensor;
+
+/* Every attribute an op may carry, parsed and validated once at load. */
+typedef struct {
+  int strides[2], dilations[2], pads[4], kernel[2], perm[EB_MAX_DIMS];
+  int groups, pad_value, activation, axis, bits, order, part, count_include_pad;
+  float clamp[2], step;
+  float out_min, out_max; /* from activation or clamp */
+} eb_params;
+
+typedef struct {
+  int type;
+  const char *name;
+  int n_in;
+  int32_t in[EB_MAX_OP_INPUTS]; /* -1: optional input absent */
+  int32_t out;
+  eb_params p;
+  size_t scratch_bytes;
+  size_t scratch_offset;
+} eb_node;
+
+struct eb_model {
+  /* file bytes: mapped, owned copy, or borrowed */
+  const uint8_t *base;
+  size_t size;
+  void *map;       /* munmap on free when not NULL */
+  void *owned;     /* free on free when not NULL */
+  eb_tensor *tensors;
+  int n_tensors;
+  eb_node *nodes;
+  int n_nodes;
+  int32_t *inputs, *outputs;
+  int n_inputs, n_outputs;
+  const char **meta_keys, **meta_values;
+  int n_meta;
+  size_t arena_bytes;
+  size_t weight_bytes;
+};
+
+struct eb_session {
+  const eb_model *model;
+  eb_session_options options;
+  uint8_t *arena;
+  void **ptr; /* per tensor: constant data or its place in the arena */
+};
+
+/* Fill err (if any) with a formatted one-line message; returns status. */
+eb_status eb_fail(eb_error *err, eb_status status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* ops.c */
+const char *eb_op_type_name(int type);
+/* Check dtypes, shapes and attributes of a node; compute its scratch size. */
+eb_status eb_op_check(const eb_model *m, eb_node *node, eb_error *err);
+void eb_op_run(const eb_session *s, const eb_node *node);
+const char *eb_op_backend(const eb_node *node);
+
+/* plan.c: place activations and scratch in one arena by lifetime. */
+eb_status eb_plan_arena(eb_model *m, eb_error *err);
+
+size_t eb_dtype_size(eb_dtype dtype);
+
+#endif

@@ -1,0 +1,491 @@
+/* The op layer: checks each node's dtypes, shapes and attributes once at load, and
+ * dispatches it to a kernel at run time. Kernels trust what this file checked. */
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+#include "ref/ref.h"
+
+static const char *const OP_NAMES[EB_OP_COUNT_] = {
+    "?", "CONV2D", "DEPTHWISE_CONV2D", "FULLY_CONNECTED", "HETCONV2D", "BCONV2D", "BFULLY_CONNECTED",
+    "KBIT_CONV2D", "HORQ_CONV2D", "SIGN_PACK", "UNPACK", "MAX_POOL2D", "AVG_POOL2D", "BMAX_POOL2D",
+    "GLOBAL_AVG_POOL", "ADD", "CONCAT", "RELU", "RELU6", "PRELU", "HARDTANH", "AFFINE", "RESHAPE",
+    "TRANSPOSE", "CHANNEL_SHUFFLE", "SOFTMAX", "QUANTIZE", "DEQUANTIZE"};
+
+const char *eb_op_type_name(int type) { return type > 0 && type < EB_OP_COUNT_ ? OP_NAMES[type] : "?"; }
+
+const char *eb_op_backend(const eb_node *node) {
+  (void)node;
+  return "ref";
+}
+
+/* ---- checks -------------------------------------------------------------------- */
+
+#define REQ(cond, ...)                                                                    \
+  do {                                                                                    \
+    if (!(cond)) return fail_op(err, nd, __VA_ARGS__);                                    \
+  } while (0)
+
+static eb_status fail_op(eb_error *err, const eb_node *nd, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+static eb_status fail_op(eb_error *err, const eb_node *nd, const char *fmt, ...) {
+  char what[200];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(what, sizeof what, fmt, ap);
+  va_end(ap);
+  return eb_fail(err, EB_ERR_FORMAT, "op '%s' (%s): %s", nd->name, eb_op_type_name(nd->type), what);
+}
+
+static const eb_tensor *input(const eb_model *m, const eb_node *nd, int i) {
+  return i < nd->n_in && nd->in[i] >= 0 ? &m->tensors[nd->in[i]] : NULL;
+}
+
+static int is(const eb_tensor *t, eb_dtype dt, int ndim) { return t && t->dtype == dt && (ndim < 0 || t->ndim == ndim); }
+
+static int is_vec(const eb_tensor *t, eb_dtype dt, int64_t n) {
+  return t && t->data && t->dtype == dt && t->ndim == 1 && t->dims[0] == n;
+}
+
+static int same_shape(const eb_tensor *a, const eb_tensor *b) {
+  if (a->ndim != b->ndim) return 0;
+  for (int d = 0; d < a->ndim; d++)
+    if (a->dims[d] != b->dims[d]) return 0;
+  return 1;
+}
+
+/* Inputs past `max_in` must be absent; optional ones (index >= n_required) may be. */
+static eb_status check_arity(eb_error *err, const eb_node *nd, int n_required, int max_in) {
+  REQ(nd->n_in <= max_in, "%d inputs, at most %d allowed", nd->n_in, max_in);
+  for (int i = 0; i < n_required; i++) REQ(i < nd->n_in && nd->in[i] >= 0, "input %d is missing", i);
+  return EB_OK;
+}
+
+/* Window geometry: fills g from input x [n,h,w,c], window kh x kw and attributes, then
+ * checks that the output tensor has the size those imply. */
+static eb_status window(eb_error *err, const eb_node *nd, const eb_tensor *x, const eb_tensor *y, int kh, int kw,
+                        int oc, eb_conv_geom *g) {
+  const eb_params *p = &nd->p;
+  REQ(kh >= 1 && kw >= 1 && p->strides[0] >= 1 && p->strides[1] >= 1 && p->dilations[0] >= 1 && p->dilations[1] >= 1,
+      "kernel, strides and dilations must be >= 1");
+  int64_t span_h = (int64_t)(kh - 1) * p->dilations[0] + 1, span_w = (int64_t)(kw - 1) * p->dilations[1] + 1;
+  int64_t ph = x->dims[1] + p->pads[0] + p->pads[2], pw = x->dims[2] + p->pads[1] + p->pads[3];
+  REQ(ph >= span_h && pw >= span_w, "window %dx%d does not fit the padded %lldx%lld input", kh, kw, (long long)ph,
+      (long long)pw);
+  int64_t oh = (ph - span_h) / p->strides[0] + 1, ow = (pw - span_w) / p->strides[1] + 1;
+  REQ(y->ndim == 4 && y->dims[0] == x->dims[0] && y->dims[1] == oh && y->dims[2] == ow && y->dims[3] == oc,
+      "output shape must be [%lld,%lld,%lld,%d]", (long long)x->dims[0], (long long)oh, (long long)ow, oc);
+  /* padding beyond a whole window would read nothing but padding: reject it as nonsense */
+  REQ(p->pads[0] < span_h && p->pads[1] < span_w && p->pads[2] < span_h && p->pads[3] < span_w,
+      "padding larger than the window");
+  *g = (eb_conv_geom){(int)x->dims[0], (int)x->dims[1], (int)x->dims[2], (int)x->dims[3], (int)oh, (int)ow, oc,
+                      kh, kw, p->strides[0], p->strides[1], p->dilations[0], p->dilations[1], p->pads[0], p->pads[1],
+                      p->groups};
+  return EB_OK;
+}
+
+static eb_conv_geom geom_of(const eb_model *m, const eb_node *nd);
+
+static eb_status check_binary_epilogue(const eb_model *m, eb_error *err, const eb_node *nd, const eb_tensor *y,
+                                       int64_t oc) {
+  const eb_tensor *mult = input(m, nd, 2), *bias = input(m, nd, 3), *thr = input(m, nd, 4), *dir = input(m, nd, 5);
+  if (y->dtype == EB_BIT1) {
+    REQ(!mult && !bias, "a packed output takes thresholds and directions, not multiplier/bias");
+    REQ(is_vec(thr, EB_I32, oc) && is_vec(dir, EB_I32, oc), "packed output needs constant i32 thresholds and directions of %lld",
+        (long long)oc);
+    REQ(nd->p.activation == EB_ACT_NONE, "a packed output cannot have an activation");
+    const int32_t *d = dir->data;
+    for (int64_t c = 0; c < oc; c++) REQ(d[c] == 1 || d[c] == -1, "direction %lld is %d, not +1 or -1", (long long)c, d[c]);
+  } else {
+    REQ(y->dtype == EB_F32, "output must be f32 or bit1");
+    REQ(!thr && !dir, "thresholds/directions need a bit1 output");
+    REQ(!mult || is_vec(mult, EB_F32, oc), "multiplier must be a constant f32 vector of %lld", (long long)oc);
+    REQ(!bias || is_vec(bias, EB_F32, oc), "bias must be a constant f32 vector of %lld", (long long)oc);
+  }
+  return EB_OK;
+}
+
+static size_t acc_bytes(const eb_tensor *y, int order) {
+  return y->count * sizeof(int32_t) * (size_t)order;
+}
+
+eb_status eb_op_check(const eb_model *m, eb_node *nd, eb_error *err) {
+  const eb_tensor *x = input(m, nd, 0), *w = input(m, nd, 1), *y = &m->tensors[nd->out];
+  const eb_params *p = &nd->p;
+  eb_conv_geom g;
+  eb_status st;
+  nd->scratch_bytes = 0;
+  switch (nd->type) {
+    case EB_OP_CONV2D: {
+      if ((st = check_arity(err, nd, 2, 3))) return st;
+      REQ(is(x, EB_F32, 4) && is(w, EB_F32, 4) && w->data, "needs f32 NHWC input and constant f32 [O,kh,kw,C/groups] weights");
+      REQ(y->dtype == EB_F32, "output must be f32");
+      int64_t oc = w->dims[0], icg = w->dims[3];
+      REQ(p->groups >= 1 && x->dims[3] % p->groups == 0 && oc % p->groups == 0 && icg * p->groups == x->dims[3],
+          "groups=%d does not fit %lld input channels and weights for %lld per group", p->groups, (long long)x->dims[3],
+          (long long)icg);
+      REQ(!input(m, nd, 2) || is_vec(input(m, nd, 2), EB_F32, oc), "bias must be a constant f32 vector of %lld", (long long)oc);
+      return window(err, nd, x, y, (int)w->dims[1], (int)w->dims[2], (int)oc, &g);
+    }
+    case EB_OP_DEPTHWISE_CONV2D: {
+      if ((st = check_arity(err, nd, 2, 3))) return st;
+      REQ(is(x, EB_F32, 4) && is(w, EB_F32, 3) && w->data, "needs f32 NHWC input and constant f32 [kh,kw,C*mult] weights");
+      int64_t oc = w->dims[2];
+      REQ(y->dtype == EB_F32 && oc % x->dims[3] == 0, "%lld output channels is not a multiple of %lld", (long long)oc,
+          (long long)x->dims[3]);
+      REQ(!input(m, nd, 2) || is_vec(input(m, nd, 2), EB_F32, oc), "bias must be a constant f32 vector of %lld", (long long)oc);
+      REQ(p->groups == 1, "groups is not an attribute of depthwise conv");
+      return window(err, nd, x, y, (int)w->dims[0], (int)w->dims[1], (int)oc, &g);
+    }
+    case EB_OP_FULLY_CONNECTED: {
+      if ((st = check_arity(err, nd, 2, 3))) return st;
+      REQ(is(x, EB_F32, 2) && is(w, EB_F32, 2) && w->data && w->dims[1] == x->dims[1],
+          "needs f32 [N,K] input and constant f32 [O,K] weights with matching K");
+      REQ(is(y, EB_F32, 2) && y->dims[0] == x->dims[0] && y->dims[1] == w->dims[0], "output must be f32 [N,O]");
+      REQ(!input(m, nd, 2) || is_vec(input(m, nd, 2), EB_F32, w->dims[0]), "bias must be a constant f32 vector");
+      return EB_OK;
+    }
+    case EB_OP_HETCONV2D: {
+      if ((st = check_arity(err, nd, 3, 4))) return st;
+      const eb_tensor *w1 = input(m, nd, 2);
+      REQ(is(x, EB_F32, 4) && is(w, EB_F32, 4) && w->data && is(w1, EB_F32, 2) && w1->data, "needs f32 input, w3 and w1");
+      int64_t ic = x->dims[3], oc = w->dims[0];
+      REQ(p->part >= 1 && ic % p->part == 0 && w->dims[3] == ic / p->part && w1->dims[0] == oc &&
+              w1->dims[1] == ic - ic / p->part,
+          "part %d with %lld channels needs w3 [O,kh,kw,%lld] and w1 [O,%lld]", p->part, (long long)ic,
+          (long long)(ic / (p->part ? p->part : 1)), (long long)(ic - ic / (p->part ? p->part : 1)));
+      REQ(w->dims[1] % 2 == 1 && w->dims[2] % 2 == 1, "kernel must have odd size");
+      REQ(y->dtype == EB_F32, "output must be f32");
+      REQ(!input(m, nd, 3) || is_vec(input(m, nd, 3), EB_F32, oc), "bias must be a constant f32 vector");
+      return window(err, nd, x, y, (int)w->dims[1], (int)w->dims[2], (int)oc, &g);
+    }
+    case EB_OP_BCONV2D: {
+      if ((st = check_arity(err, nd, 2, 6))) return st;
+      REQ(is(x, EB_BIT1, 4) && is(w, EB_BIT1, 4) && w->data && w->dims[3] == x->dims[3],
+          "needs bit1 NHWC input and constant bit1 [O,kh,kw,C] weights with matching C");
+      REQ(p->pad_value == 0 || p->pad_value == 1, "pad_value must be 0 or 1");
+      REQ(w->dims[1] * w->dims[2] * w->dims[3] < INT32_MAX, "accumulator would overflow int32");
+      if ((st = check_binary_epilogue(m, err, nd, y, w->dims[0]))) return st;
+      if ((st = window(err, nd, x, y, (int)w->dims[1], (int)w->dims[2], (int)w->dims[0], &g))) return st;
+      nd->scratch_bytes = acc_bytes(y, 1);
+      return EB_OK;
+    }
+    case EB_OP_BFULLY_CONNECTED: {
+      if ((st = check_arity(err, nd, 2, 6))) return st;
+      REQ(is(x, EB_BIT1, 2) && is(w, EB_BIT1, 2) && w->data && w->dims[1] == x->dims[1],
+          "needs bit1 [N,K] input and constant bit1 [O,K] weights with matching K");
+      REQ(y->ndim == 2 && y->dims[0] == x->dims[0] && y->dims[1] == w->dims[0], "output must be [N,O]");
+      if ((st = check_binary_epilogue(m, err, nd, y, w->dims[0]))) return st;
+      nd->scratch_bytes = acc_bytes(y, 1);
+      return EB_OK;
+    }
+    case EB_OP_KBIT_CONV2D:
+    case EB_OP_HORQ_CONV2D: {
+      if ((st = check_arity(err, nd, 2, 4))) return st;
+      REQ(is(x, EB_F32, 4) && is(w, EB_BIT1, 4) && w->data && w->dims[3] == x->dims[3],
+          "needs f32 NHWC input and constant bit1 [O,kh,kw,C] weights with matching C");
+      REQ(y->dtype == EB_F32, "output must be f32");
+      int64_t oc = w->dims[0];
+      REQ(!input(m, nd, 2) || is_vec(input(m, nd, 2), EB_F32, oc), "multiplier must be a constant f32 vector");
+      REQ(!input(m, nd, 3) || is_vec(input(m, nd, 3), EB_F32, oc), "bias must be a constant f32 vector");
+      REQ(w->dims[1] * w->dims[2] * w->dims[3] < (INT32_MAX >> 8), "accumulator would overflow int32");
+      if ((st = window(err, nd, x, y, (int)w->dims[1], (int)w->dims[2], (int)oc, &g))) return st;
+      if (nd->type == EB_OP_KBIT_CONV2D) {
+        REQ(p->bits >= 1 && p->bits <= 8 && isfinite(p->step) && p->step > 0, "needs 1 <= bits <= 8 and step > 0");
+        nd->scratch_bytes = acc_bytes(y, 1) + EB_ARENA_ALIGN + eb_ref_kbit_scratch(&g, p->bits);
+      } else {
+        REQ(p->order >= 1 && p->order <= 8, "needs 1 <= order <= 8");
+        size_t pix = (size_t)g.n * g.oh * g.ow;
+        nd->scratch_bytes = acc_bytes(y, p->order) + EB_ARENA_ALIGN + pix * p->order * sizeof(float) + EB_ARENA_ALIGN +
+                            eb_ref_horq_scratch(&g, p->order);
+      }
+      return EB_OK;
+    }
+    case EB_OP_SIGN_PACK:
+      if ((st = check_arity(err, nd, 1, 2))) return st;
+      REQ(is(x, EB_F32, -1) && y->dtype == EB_BIT1 && same_shape(x, y), "needs f32 input and bit1 output of the same shape");
+      REQ(!input(m, nd, 1) || is_vec(input(m, nd, 1), EB_F32, x->dims[x->ndim - 1]), "thresholds must be a constant f32 vector");
+      return EB_OK;
+    case EB_OP_UNPACK:
+      if ((st = check_arity(err, nd, 1, 1))) return st;
+      REQ(is(x, EB_BIT1, -1) && y->dtype == EB_F32 && same_shape(x, y), "needs bit1 input and f32 output of the same shape");
+      return EB_OK;
+    case EB_OP_MAX_POOL2D:
+    case EB_OP_AVG_POOL2D:
+    case EB_OP_BMAX_POOL2D: {
+      if ((st = check_arity(err, nd, 1, 1))) return st;
+      eb_dtype dt = nd->type == EB_OP_BMAX_POOL2D ? EB_BIT1 : EB_F32;
+      REQ(is(x, dt, 4) && y->dtype == dt, "needs %s NHWC input and output", eb_dtype_name(dt));
+      REQ(p->dilations[0] == 1 && p->dilations[1] == 1, "pooling has no dilation");
+      return window(err, nd, x, y, p->kernel[0], p->kernel[1], (int)x->dims[3], &g);
+    }
+    case EB_OP_GLOBAL_AVG_POOL:
+      if ((st = check_arity(err, nd, 1, 1))) return st;
+      REQ(is(x, EB_F32, 4) && is(y, EB_F32, 4) && y->dims[0] == x->dims[0] && y->dims[1] == 1 && y->dims[2] == 1 &&
+              y->dims[3] == x->dims[3],
+          "needs f32 [N,H,W,C] input and [N,1,1,C] output");
+      return EB_OK;
+    case EB_OP_ADD:
+      if ((st = check_arity(err, nd, 2, 2))) return st;
+      REQ(is(x, EB_F32, -1) && is(w, EB_F32, -1) && same_shape(x, w) && y->dtype == EB_F32 && same_shape(x, y),
+          "needs two f32 inputs and an output of one shape");
+      return EB_OK;
+    case EB_OP_CONCAT: {
+      if ((st = check_arity(err, nd, 1, EB_MAX_OP_INPUTS))) return st;
+      int ax = p->axis;
+      REQ(ax >= 0 && ax < y->ndim, "axis %d out of range", ax);
+      REQ(x->dtype == y->dtype, "inputs and output must share a dtype");
+      REQ(y->dtype != EB_BIT1 || ax == y->ndim - 1, "bit1 concat only along the last axis");
+      int64_t sum = 0;
+      for (int i = 0; i < nd->n_in; i++) {
+        const eb_tensor *t = input(m, nd, i);
+        REQ(t && t->dtype == y->dtype && t->ndim == y->ndim, "input %d missing or of another dtype/rank", i);
+        for (int d = 0; d < y->ndim; d++) REQ(d == ax || t->dims[d] == y->dims[d], "input %d disagrees on dim %d", i, d);
+        sum += t->dims[ax];
+      }
+      REQ(sum == y->dims[ax], "output dim %d must be %lld", ax, (long long)sum);
+      return EB_OK;
+    }
+    case EB_OP_RELU:
+    case EB_OP_RELU6:
+    case EB_OP_HARDTANH:
+    case EB_OP_SOFTMAX:
+      if ((st = check_arity(err, nd, 1, 1))) return st;
+      REQ(is(x, EB_F32, -1) && y->dtype == EB_F32 && same_shape(x, y), "needs f32 input and output of one shape");
+      REQ(nd->type != EB_OP_HARDTANH || p->clamp[0] <= p->clamp[1], "clamp min must be <= max");
+      return EB_OK;
+    case EB_OP_PRELU:
+      if ((st = check_arity(err, nd, 2, 2))) return st;
+      REQ(is(x, EB_F32, -1) && y->dtype == EB_F32 && same_shape(x, y), "needs f32 input and output of one shape");
+      REQ(is_vec(w, EB_F32, x->dims[x->ndim - 1]), "slope must be a constant f32 vector over the last axis");
+      return EB_OK;
+    case EB_OP_AFFINE:
+      if ((st = check_arity(err, nd, 3, 3))) return st;
+      REQ(is(x, EB_F32, -1) && y->dtype == EB_F32 && same_shape(x, y), "needs f32 input and output of one shape");
+      REQ(is_vec(w, EB_F32, x->dims[x->ndim - 1]) && is_vec(input(m, nd, 2), EB_F32, x->dims[x->ndim - 1]),
+          "scale and bias must be constant f32 vectors over the last axis");
+      return EB_OK;
+    case EB_OP_RESHAPE:
+      if ((st = check_arity(err, nd, 1, 1))) return st;
+      REQ(x->dtype == y->dtype && x->count == y->count, "output must keep the dtype and the element count");
+      return EB_OK;
+    case EB_OP_TRANSPOSE: {
+      if ((st = check_arity(err, nd, 1, 1))) return st;
+      REQ(x->dtype != EB_BIT1 && x->dtype == y->dtype && x->ndim == y->ndim, "needs a non-bit1 input and output of one rank");
+      int seen = 0;
+      for (int d = 0; d < x->ndim; d++) {
+        int q = p->perm[d];
+        REQ(q >= 0 && q < x->ndim && !(seen & (1 << q)), "perm is not a permutation of %d axes", x->ndim);
+        seen |= 1 << q;
+        REQ(y->dims[d] == x->dims[q], "output dim %d must be %lld", d, (long long)x->dims[q]);
+      }
+      return EB_OK;
+    }
+    case EB_OP_CHANNEL_SHUFFLE:
+      if ((st = check_arity(err, nd, 1, 1))) return st;
+      REQ(x->dtype != EB_BIT1 && x->dtype == y->dtype && same_shape(x, y), "needs a non-bit1 input and output of one shape");
+      REQ(p->groups >= 1 && x->dims[x->ndim - 1] % p->groups == 0, "%d groups do not divide the channels", p->groups);
+      return EB_OK;
+    case EB_OP_QUANTIZE:
+      if ((st = check_arity(err, nd, 1, 1))) return st;
+      REQ(is(x, EB_F32, -1) && y->dtype == EB_I8 && same_shape(x, y) && y->quant_kind == EBF_QUANT_TENSOR,
+          "needs f32 input and a per-tensor quantized i8 output of the same shape");
+      return EB_OK;
+    case EB_OP_DEQUANTIZE:
+      if ((st = check_arity(err, nd, 1, 1))) return st;
+      REQ(is(x, EB_I8, -1) && x->quant_kind != EBF_QUANT_NONE && y->dtype == EB_F32 && same_shape(x, y),
+          "needs a quantized i8 input and f32 output of the same shape");
+      return EB_OK;
+  }
+  return eb_fail(err, EB_ERR_UNSUPPORTED, "op '%s': op code %d is not supported", nd->name, nd->type);
+}
+
+/* ---- run ----------------------------------------------------------------------- */
+
+static eb_conv_geom geom_of(const eb_model *m, const eb_node *nd) {
+  const eb_tensor *x = &m->tensors[nd->in[0]], *y = &m->tensors[nd->out];
+  const eb_params *p = &nd->p;
+  int kh = p->kernel[0], kw = p->kernel[1];
+  if (nd->type != EB_OP_MAX_POOL2D && nd->type != EB_OP_AVG_POOL2D && nd->type != EB_OP_BMAX_POOL2D) {
+    const eb_tensor *w = &m->tensors[nd->in[1]];
+    if (nd->type == EB_OP_DEPTHWISE_CONV2D) { kh = (int)w->dims[0]; kw = (int)w->dims[1]; }
+    else { kh = (int)w->dims[1]; kw = (int)w->dims[2]; }
+  }
+  return (eb_conv_geom){(int)x->dims[0], (int)x->dims[1], (int)x->dims[2], (int)x->dims[3], (int)y->dims[1],
+                        (int)y->dims[2], (int)y->dims[3], kh, kw, p->strides[0], p->strides[1], p->dilations[0],
+                        p->dilations[1], p->pads[0], p->pads[1], p->groups};
+}
+
+static size_t rows_of(const eb_tensor *t) { return t->count / (size_t)t->dims[t->ndim - 1]; }
+
+/* Bit-level copy for BIT1 reshapes and concats, where rows are padded to whole words. */
+static int get_bit(const uint64_t *w, size_t row_words, size_t row, size_t col) {
+  return (int)((w[row * row_words + col / 64] >> (col % 64)) & 1u);
+}
+
+static void reshape_bits(const eb_tensor *x, const eb_tensor *y, const uint64_t *src, uint64_t *dst) {
+  size_t cx = (size_t)x->dims[x->ndim - 1], cy = (size_t)y->dims[y->ndim - 1];
+  size_t wx = eb_words(cx), wy = eb_words(cy);
+  memset(dst, 0, y->nbytes);
+  for (size_t i = 0; i < x->count; i++)
+    if (get_bit(src, wx, i / cx, i % cx)) dst[(i / cy) * wy + (i % cy) / 64] |= (uint64_t)1 << ((i % cy) % 64);
+}
+
+#define PTR(i) (nd->in[i] >= 0 ? s->ptr[nd->in[i]] : NULL)
+
+void eb_op_run(const eb_session *s, const eb_node *nd) {
+  const eb_model *m = s->model;
+  const eb_tensor *x = &m->tensors[nd->in[0]], *y = &m->tensors[nd->out];
+  const eb_params *p = &nd->p;
+  void *out = s->ptr[nd->out];
+  uint8_t *scratch = s->arena + nd->scratch_offset;
+  switch (nd->type) {
+    case EB_OP_CONV2D: {
+      eb_conv_geom g = geom_of(m, nd);
+      eb_ref_conv2d_f32(&g, PTR(0), PTR(1), PTR(2), p->out_min, p->out_max, out);
+      break;
+    }
+    case EB_OP_DEPTHWISE_CONV2D: {
+      eb_conv_geom g = geom_of(m, nd);
+      eb_ref_dwconv2d_f32(&g, PTR(0), PTR(1), PTR(2), p->out_min, p->out_max, out);
+      break;
+    }
+    case EB_OP_FULLY_CONNECTED: {
+      const eb_tensor *w = &m->tensors[nd->in[1]];
+      eb_ref_fc_f32((int)x->dims[0], (int)x->dims[1], (int)w->dims[0], PTR(0), PTR(1), PTR(2), p->out_min, p->out_max,
+                    out);
+      break;
+    }
+    case EB_OP_HETCONV2D: {
+      eb_conv_geom g = geom_of(m, nd);
+      eb_ref_hetconv2d_f32(&g, p->part, PTR(0), PTR(1), PTR(2), PTR(3), p->out_min, p->out_max, out);
+      break;
+    }
+    case EB_OP_BCONV2D:
+    case EB_OP_BFULLY_CONNECTED: {
+      int32_t *acc = (int32_t *)scratch;
+      int oc = (int)y->dims[y->ndim - 1];
+      if (nd->type == EB_OP_BCONV2D) {
+        eb_conv_geom g = geom_of(m, nd);
+        eb_ref_bconv2d_acc(&g, p->pad_value, PTR(0), PTR(1), acc);
+      } else {
+        eb_ref_bfc_acc((int)x->dims[0], (int)x->dims[1], oc, PTR(0), PTR(1), acc);
+      }
+      if (y->dtype == EB_BIT1) eb_ref_acc_to_bits(rows_of(y), oc, acc, PTR(4), PTR(5), out);
+      else eb_ref_acc_to_f32(rows_of(y), oc, acc, PTR(2), PTR(3), p->out_min, p->out_max, out);
+      break;
+    }
+    case EB_OP_KBIT_CONV2D: {
+      eb_conv_geom g = geom_of(m, nd);
+      int32_t *acc = (int32_t *)scratch;
+      size_t off = (acc_bytes(y, 1) + EB_ARENA_ALIGN - 1) / EB_ARENA_ALIGN * EB_ARENA_ALIGN;
+      eb_ref_kbit_conv2d_acc(&g, p->bits, p->step, PTR(0), PTR(1), acc, scratch + off);
+      eb_ref_acc_to_f32(rows_of(y), g.oc, acc, PTR(2), PTR(3), p->out_min, p->out_max, out);
+      break;
+    }
+    case EB_OP_HORQ_CONV2D: {
+      eb_conv_geom g = geom_of(m, nd);
+      size_t pix = (size_t)g.n * g.oh * g.ow;
+      int32_t *acc = (int32_t *)scratch;
+      size_t off = (acc_bytes(y, p->order) + EB_ARENA_ALIGN - 1) / EB_ARENA_ALIGN * EB_ARENA_ALIGN;
+      float *beta = (float *)(scratch + off);
+      off += (pix * p->order * sizeof(float) + EB_ARENA_ALIGN - 1) / EB_ARENA_ALIGN * EB_ARENA_ALIGN;
+      eb_ref_horq_conv2d_acc(&g, p->order, PTR(0), PTR(1), acc, beta, scratch + off);
+      eb_ref_horq_to_f32(pix, p->order, g.oc, acc, beta, PTR(2), PTR(3), p->out_min, p->out_max, out);
+      break;
+    }
+    case EB_OP_SIGN_PACK:
+      eb_ref_pack_f32(rows_of(x), (int)x->dims[x->ndim - 1], PTR(0), PTR(1), out);
+      break;
+    case EB_OP_UNPACK:
+      eb_ref_unpack_f32(rows_of(x), (int)x->dims[x->ndim - 1], PTR(0), out);
+      break;
+    case EB_OP_MAX_POOL2D: {
+      eb_conv_geom g = geom_of(m, nd);
+      eb_ref_maxpool_f32(&g, PTR(0), out);
+      break;
+    }
+    case EB_OP_AVG_POOL2D: {
+      eb_conv_geom g = geom_of(m, nd);
+      eb_ref_avgpool_f32(&g, p->count_include_pad, PTR(0), out);
+      break;
+    }
+    case EB_OP_BMAX_POOL2D: {
+      eb_conv_geom g = geom_of(m, nd);
+      eb_ref_bmaxpool(&g, PTR(0), out);
+      break;
+    }
+    case EB_OP_GLOBAL_AVG_POOL:
+      eb_ref_global_avgpool_f32((int)x->dims[0], (int)(x->dims[1] * x->dims[2]), (int)x->dims[3], PTR(0), out);
+      break;
+    case EB_OP_ADD:
+      eb_ref_add_f32(x->count, PTR(0), PTR(1), p->out_min, p->out_max, out);
+      break;
+    case EB_OP_CONCAT: {
+      int ax = p->axis;
+      if (y->dtype == EB_BIT1) {
+        size_t rows = rows_of(y), cy = (size_t)y->dims[ax], wy = eb_words(cy), col = 0;
+        uint64_t *dst = out;
+        memset(dst, 0, y->nbytes);
+        for (int i = 0; i < nd->n_in; i++) {
+          const eb_tensor *t = &m->tensors[nd->in[i]];
+          size_t c = (size_t)t->dims[ax], wt = eb_words(c);
+          for (size_t r = 0; r < rows; r++)
+            for (size_t j = 0; j < c; j++)
+              if (get_bit(PTR(i), wt, r, j)) dst[r * wy + (col + j) / 64] |= (uint64_t)1 << ((col + j) % 64);
+          col += c;
+        }
+        break;
+      }
+      size_t outer = 1, inner[EB_MAX_OP_INPUTS];
+      const void *xs[EB_MAX_OP_INPUTS];
+      for (int d = 0; d < ax; d++) outer *= (size_t)y->dims[d];
+      for (int i = 0; i < nd->n_in; i++) {
+        const eb_tensor *t = &m->tensors[nd->in[i]];
+        inner[i] = t->nbytes / outer;
+        xs[i] = PTR(i);
+      }
+      eb_ref_concat(nd->n_in, outer, inner, xs, out);
+      break;
+    }
+    case EB_OP_RELU: eb_ref_clamp_f32(x->count, PTR(0), 0.0f, INFINITY, out); break;
+    case EB_OP_RELU6: eb_ref_clamp_f32(x->count, PTR(0), 0.0f, 6.0f, out); break;
+    case EB_OP_HARDTANH: eb_ref_clamp_f32(x->count, PTR(0), p->clamp[0], p->clamp[1], out); break;
+    case EB_OP_PRELU: eb_ref_prelu_f32(rows_of(x), (int)x->dims[x->ndim - 1], PTR(0), PTR(1), out); break;
+    case EB_OP_AFFINE:
+      eb_ref_affine_f32(rows_of(x), (int)x->dims[x->ndim - 1], PTR(0), PTR(1), PTR(2), p->out_min, p->out_max, out);
+      break;
+    case EB_OP_SOFTMAX: eb_ref_softmax_f32(rows_of(x), (int)x->dims[x->ndim - 1], PTR(0), out); break;
+    case EB_OP_RESHAPE:
+      if (x->dtype == EB_BIT1) reshape_bits(x, y, PTR(0), out);
+      else memcpy(out, s->ptr[nd->in[0]], x->nbytes);
+      break;
+    case EB_OP_TRANSPOSE: {
+      uint32_t dims[EB_MAX_DIMS];
+      for (int d = 0; d < x->ndim; d++) dims[d] = (uint32_t)x->dims[d];
+      eb_ref_transpose(x->ndim, dims, p->perm, eb_dtype_size(x->dtype), PTR(0), out);
+      break;
+    }
+    case EB_OP_CHANNEL_SHUFFLE:
+      eb_ref_channel_shuffle(rows_of(x), (int)x->dims[x->ndim - 1], p->groups, eb_dtype_size(x->dtype), PTR(0), out);
+      break;
+    case EB_OP_QUANTIZE: eb_ref_quantize_i8(x->count, PTR(0), y->scale, y->zero_point, out); break;
+    case EB_OP_DEQUANTIZE:
+      if (x->quant_kind == EBF_QUANT_CHANNEL) {
+        size_t outer = 1, inner = 1;
+        for (int d = 0; d < x->quant_axis; d++) outer *= (size_t)x->dims[d];
+        for (int d = x->quant_axis + 1; d < x->ndim; d++) inner *= (size_t)x->dims[d];
+        eb_ref_dequantize_i8(outer, (int)x->dims[x->quant_axis], inner, PTR(0), m->tensors[x->scales_tensor].data,
+                             m->tensors[x->zero_points_tensor].data, out);
+      } else {
+        eb_ref_dequantize_i8(1, 1, x->count, PTR(0), &x->scale, &x->zero_point, out);
+      }
+      break;
+    default: break;
+  }
+}

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs what the tests need (apt-get and pip), builds, and runs every suite:
+#   1. C tests under AddressSanitizer + UBSan (ctest)
+#   2. the libFuzzer harness on the model loader, for a bounded time (EDGEBNN_FUZZ_SECONDS, default 60)
+#   3. the Python tests (pytest) against the installed package
+# The README's second command and .ci/run both call this script.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then SUDO=sudo; fi
+APT_PACKAGES=(cmake ninja-build gcc clang python3-pip)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "== apt-get install ${missing[*]}"
+  $SUDO apt-get update -q
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+fi
+
+echo "== pip install (torch pinned to the CPU build first, then the package with its test extra)"
+python3 -m pip install -q torch==2.13.0
+python3 -m pip install -q "$ROOT[test,train]"
+
+echo "== C tests (ASan + UBSan)"
+cmake -S . -B build/ctest -G Ninja -DEDGEBNN_BUILD_TESTS=ON -DEDGEBNN_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+cmake --build build/ctest
+ctest --test-dir build/ctest --output-on-failure
+
+echo "== fuzzing the model loader for ${EDGEBNN_FUZZ_SECONDS:-60} s"
+cmake -S . -B build/fuzz -G Ninja -DEDGEBNN_FUZZ=ON -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug >/dev/null
+cmake --build build/fuzz --target fuzz_loader
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cp tests/fuzz/corpus/*.ebnn "$work/"
+(cd "$work" && "$ROOT/build/fuzz/runtime/fuzz_loader" "$work" -max_total_time="${EDGEBNN_FUZZ_SECONDS:-60}" \
+   -max_len=8192 -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 2>&1 | tail -n 4)
+
+echo "== Python tests"
+# run from outside the checkout so the installed package (with its C library) is what gets imported
+cd "$work" && python3 -m pytest "$ROOT/tests/python" -q -p no:cacheprovider --rootdir "$ROOT"
