@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the tests need (apt-get and pip), builds, and runs every suite:
 #   1. C tests under AddressSanitizer + UBSan (ctest)
-#   2. the libFuzzer harness on the model loader, for a bounded time (EDGEBNN_FUZZ_SECONDS, default 60)
-#   3. the Python tests (pytest) against the installed package
+#   2. the C tests cross-built for aarch64 and armv7 (32-bit), run under qemu-user
+#   3. the libFuzzer harness on the model loader, for a bounded time (EDGEBNN_FUZZ_SECONDS, default 60)
+#   4. the Python tests (pytest) against the installed package
 # The README's second command and .ci/run both call this script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +11,7 @@ ROOT=$(pwd)
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then SUDO=sudo; fi
-APT_PACKAGES=(cmake ninja-build gcc clang python3-pip)
+APT_PACKAGES=(cmake ninja-build gcc clang python3-pip gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf qemu-user)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -27,6 +28,15 @@ echo "== C tests (ASan + UBSan)"
 cmake -S . -B build/ctest -G Ninja -DEDGEBNN_BUILD_TESTS=ON -DEDGEBNN_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build build/ctest
 ctest --test-dir build/ctest --output-on-failure
+
+# Release builds keep this short; the toolchain files make ctest run each test under qemu.
+for target in aarch64-linux-gnu arm-linux-gnueabihf; do
+  echo "== C tests, $target under qemu"
+  cmake -S . -B "build/$target" -G Ninja -DEDGEBNN_BUILD_TESTS=ON \
+    -DCMAKE_TOOLCHAIN_FILE="$ROOT/runtime/cmake/$target.cmake" >/dev/null
+  cmake --build "build/$target"
+  ctest --test-dir "build/$target" --output-on-failure
+done
 
 echo "== fuzzing the model loader for ${EDGEBNN_FUZZ_SECONDS:-60} s"
 cmake -S . -B build/fuzz -G Ninja -DEDGEBNN_FUZZ=ON -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug >/dev/null

@@ -99,8 +99,10 @@ def to_bytes(graph: Graph) -> bytes:
                                     len(op.outputs), len(op.attrs), name_off, name_len)
         grph += body
 
-    meta = bytearray(len(graph.metadata).to_bytes(4, "little") + bytes(4))
-    for k, v in sorted(graph.metadata.items()):
+    from .. import __version__
+    metadata = {"edgebnn.version": __version__, **graph.metadata}  # every file says what wrote it
+    meta = bytearray(len(metadata).to_bytes(4, "little") + bytes(4))
+    for k, v in sorted(metadata.items()):
         meta += spec.META_ENTRY.pack(*strings.add(k), *strings.add(str(v)))
 
     sections = [(spec.SEC_STRINGS, bytes(strings.buf)), (spec.SEC_TENSORS, bytes(tens)),

@@ -172,6 +172,10 @@ static eb_status parse_tensors(eb_model *m, const sections *s, eb_error *err) {
     uint64_t nbytes = t->dtype == EB_BIT1 ? rows * ((uint64_t)(t->dims[ndim - 1] + 63) / 64) * 8
                                           : count * eb_dtype_size(t->dtype);
     if (nbytes > EB_MAX_TENSOR_BYTES) FAIL("tensor '%s': %llu bytes is too large", t->name, (unsigned long long)nbytes);
+    /* On a 32-bit target size_t is narrower than the format's limit: refuse rather than wrap. */
+    if ((uint64_t)(size_t)count != count || (uint64_t)(size_t)nbytes != nbytes)
+      FAIL("tensor '%s': %llu bytes does not fit this %u-bit build's address space", t->name,
+           (unsigned long long)nbytes, (unsigned)(sizeof(size_t) * CHAR_BIT));
     t->nbytes = (size_t)nbytes;
     uint64_t off = rd64(r + 40), size = rd64(r + 48);
     t->scale = rdf32(r + 56);
@@ -439,6 +443,12 @@ eb_status eb_model_load_file(const char *path, eb_model **out, eb_error *err) {
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     close(fd);
     return eb_fail(err, EB_ERR_IO, "%s is not a regular file", path);
+  }
+  /* st_size is 64-bit (_FILE_OFFSET_BITS=64); a 32-bit build cannot map more than size_t */
+  if ((uint64_t)st.st_size > (uint64_t)SIZE_MAX) {
+    close(fd);
+    return eb_fail(err, EB_ERR_IO, "%s is %llu bytes, too large to map in this %u-bit build", path,
+                   (unsigned long long)st.st_size, (unsigned)(sizeof(size_t) * CHAR_BIT));
   }
   size_t size = (size_t)st.st_size;
   if (size == 0) {

@@ -114,6 +114,20 @@ static size_t acc_bytes(const eb_tensor *y, int order) {
   return y->count * sizeof(int32_t) * (size_t)order;
 }
 
+/* Scratch sizes are summed in 64 bits and must fit size_t: on a 32-bit target a
+ * tensor the loader accepted can still need more scratch than the address space. */
+static eb_status set_scratch(eb_error *err, eb_node *nd, uint64_t bytes) {
+  REQ((uint64_t)(size_t)bytes == bytes && (size_t)bytes <= SIZE_MAX - EB_ARENA_ALIGN,
+      "needs %llu scratch bytes, more than this %u-bit build can address", (unsigned long long)bytes,
+      (unsigned)(sizeof(size_t) * CHAR_BIT));
+  nd->scratch_bytes = (size_t)bytes;
+  return EB_OK;
+}
+
+static uint64_t acc_bytes64(const eb_tensor *y, int order) {
+  return (uint64_t)y->count * sizeof(int32_t) * (uint64_t)order;
+}
+
 eb_status eb_op_check(const eb_model *m, eb_node *nd, eb_error *err) {
   const eb_tensor *x = input(m, nd, 0), *w = input(m, nd, 1), *y = &m->tensors[nd->out];
   const eb_params *p = &nd->p;
@@ -172,8 +186,7 @@ eb_status eb_op_check(const eb_model *m, eb_node *nd, eb_error *err) {
       REQ(w->dims[1] * w->dims[2] * w->dims[3] < INT32_MAX, "accumulator would overflow int32");
       if ((st = check_binary_epilogue(m, err, nd, y, w->dims[0]))) return st;
       if ((st = window(err, nd, x, y, (int)w->dims[1], (int)w->dims[2], (int)w->dims[0], &g))) return st;
-      nd->scratch_bytes = acc_bytes(y, 1);
-      return EB_OK;
+      return set_scratch(err, nd, acc_bytes64(y, 1));
     }
     case EB_OP_BFULLY_CONNECTED: {
       if ((st = check_arity(err, nd, 2, 6))) return st;
@@ -181,8 +194,7 @@ eb_status eb_op_check(const eb_model *m, eb_node *nd, eb_error *err) {
           "needs bit1 [N,K] input and constant bit1 [O,K] weights with matching K");
       REQ(y->ndim == 2 && y->dims[0] == x->dims[0] && y->dims[1] == w->dims[0], "output must be [N,O]");
       if ((st = check_binary_epilogue(m, err, nd, y, w->dims[0]))) return st;
-      nd->scratch_bytes = acc_bytes(y, 1);
-      return EB_OK;
+      return set_scratch(err, nd, acc_bytes64(y, 1));
     }
     case EB_OP_KBIT_CONV2D:
     case EB_OP_HORQ_CONV2D: {
@@ -197,14 +209,20 @@ eb_status eb_op_check(const eb_model *m, eb_node *nd, eb_error *err) {
       if ((st = window(err, nd, x, y, (int)w->dims[1], (int)w->dims[2], (int)oc, &g))) return st;
       if (nd->type == EB_OP_KBIT_CONV2D) {
         REQ(p->bits >= 1 && p->bits <= 8 && isfinite(p->step) && p->step > 0, "needs 1 <= bits <= 8 and step > 0");
-        nd->scratch_bytes = acc_bytes(y, 1) + EB_ARENA_ALIGN + eb_ref_kbit_scratch(&g, p->bits);
+        /* eb_ref_kbit_scratch, in 64 bits: [n][ih][iw][bits][words(ic)] uint64 planes */
+        uint64_t planes = (uint64_t)g.n * (uint64_t)g.ih * (uint64_t)g.iw * (uint64_t)p->bits *
+                          eb_words((size_t)g.ic) * sizeof(uint64_t);
+        return set_scratch(err, nd, acc_bytes64(y, 1) + EB_ARENA_ALIGN + planes);
       } else {
         REQ(p->order >= 1 && p->order <= 8, "needs 1 <= order <= 8");
-        size_t pix = (size_t)g.n * g.oh * g.ow;
-        nd->scratch_bytes = acc_bytes(y, p->order) + EB_ARENA_ALIGN + pix * p->order * sizeof(float) + EB_ARENA_ALIGN +
-                            eb_ref_horq_scratch(&g, p->order);
+        uint64_t pix = (uint64_t)g.n * (uint64_t)g.oh * (uint64_t)g.ow;
+        /* eb_ref_horq_scratch, in 64 bits: sign planes and residual of one patch */
+        uint64_t taps = (uint64_t)g.kh * (uint64_t)g.kw;
+        uint64_t patch = (uint64_t)p->order * taps * eb_words((size_t)g.ic) * sizeof(uint64_t) +
+                         taps * (uint64_t)g.ic * sizeof(float);
+        return set_scratch(err, nd, acc_bytes64(y, p->order) + EB_ARENA_ALIGN + pix * (uint64_t)p->order * sizeof(float) +
+                                        EB_ARENA_ALIGN + patch);
       }
-      return EB_OK;
     }
     case EB_OP_SIGN_PACK:
       if ((st = check_arity(err, nd, 1, 2))) return st;

@@ -29,7 +29,8 @@ def test_round_trip_keeps_everything():
     assert [t.name for t in g2.tensors] == [t.name for t in g.tensors]
     assert [op.type for op in g2.ops] == [op.type for op in g.ops]
     assert [op.attrs for op in g2.ops] == [op.attrs for op in g.ops]
-    assert g2.metadata == g.metadata
+    import edgebnn
+    assert g2.metadata == {**g.metadata, "edgebnn.version": edgebnn.__version__}
     wt = next(t for t in g2.tensors if t.name == "w")
     assert wt.dtype is DType.BIT1 and wt.shape == (3, 3, 3, 70)
     np.testing.assert_array_equal(unpack_bits(wt.data, 70), w)
