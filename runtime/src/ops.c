@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "kernels.h"
 #include "ref/ref.h"
 
 static const char *const OP_NAMES[EB_OP_COUNT_] = {
@@ -17,7 +18,8 @@ static const char *const OP_NAMES[EB_OP_COUNT_] = {
 const char *eb_op_type_name(int type) { return type > 0 && type < EB_OP_COUNT_ ? OP_NAMES[type] : "?"; }
 
 const char *eb_op_backend(const eb_node *node) {
-  (void)node;
+  /* binary conv/FC go through the run-time kernel pick; everything else is ref today */
+  if (node && (node->type == EB_OP_BCONV2D || node->type == EB_OP_BFULLY_CONNECTED)) return eb_kernels_best()->name;
   return "ref";
 }
 
@@ -388,11 +390,12 @@ void eb_op_run(const eb_session *s, const eb_node *nd) {
     case EB_OP_BFULLY_CONNECTED: {
       int32_t *acc = (int32_t *)scratch;
       int oc = (int)y->dims[y->ndim - 1];
+      const eb_bin_kernels *k = eb_kernels_best();
       if (nd->type == EB_OP_BCONV2D) {
         eb_conv_geom g = geom_of(m, nd);
-        eb_ref_bconv2d_acc(&g, p->pad_value, PTR(0), PTR(1), acc);
+        k->bconv2d_acc(&g, p->pad_value, PTR(0), PTR(1), acc);
       } else {
-        eb_ref_bfc_acc((int)x->dims[0], (int)x->dims[1], oc, PTR(0), PTR(1), acc);
+        k->bfc_acc((int)x->dims[0], (int)x->dims[1], oc, PTR(0), PTR(1), acc);
       }
       if (y->dtype == EB_BIT1) eb_ref_acc_to_bits(rows_of(y), oc, acc, PTR(4), PTR(5), out);
       else eb_ref_acc_to_f32(rows_of(y), oc, acc, PTR(2), PTR(3), p->out_min, p->out_max, out);
