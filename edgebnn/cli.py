@@ -8,8 +8,31 @@ import click
 from . import __version__
 
 
+# Verbs whose module imports heavy optional packages (torch): imported only when invoked,
+# so `run`, `inspect` and `demo` start fast and work where torch is not installed.
+_LAZY = {"train": ("edgebnn.train", "train", "pip install 'edgebnn[train]' (PyTorch)")}
+
+
 class _Group(click.Group):
     """Turns expected failures into one line on stderr and exit status 1, never a traceback."""
+
+    def list_commands(self, ctx):
+        return sorted(set(super().list_commands(ctx)) | set(_LAZY))
+
+    def get_command(self, ctx, name):
+        if name not in _LAZY:
+            return super().get_command(ctx, name)
+        module, attr, install = _LAZY[name]
+        try:
+            import importlib
+            return getattr(importlib.import_module(module), attr)
+        except ImportError as e:
+            @click.command(name, help=f"(unavailable: {install})")
+            def missing():
+                click.echo(f"edgebnn: error: `edgebnn {name}` needs {e.name or 'an optional package'}: {install}",
+                           err=True)
+                sys.exit(1)
+            return missing
 
     def invoke(self, ctx):
         from .errors import UserError
@@ -44,11 +67,6 @@ def _register():
     main.add_command(run.run)
     main.add_command(inspect.inspect)
     main.add_command(demo.demo)
-    try:  # training needs torch, which a runtime-only install does not have
-        from .train import train
-        main.add_command(train)
-    except ImportError:
-        pass
 
 
 _register()

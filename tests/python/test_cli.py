@@ -86,3 +86,15 @@ def test_errors_are_one_line(edgebnn_cli, demo_model, tmp_path, corpus):
     assert "inputs are" in _one_line_error(edgebnn_cli("run", demo_model, "--input", tmp_path / "notes.txt"))
     (tmp_path / "junk.ebnn").write_bytes(b"not a model at all, just text")
     assert "bad magic" in _one_line_error(edgebnn_cli("inspect", tmp_path / "junk.ebnn"))
+
+
+def test_runtime_verbs_do_not_import_torch(tmp_path):
+    """The board installs the runtime, not the trainer: run/inspect/demo never load torch."""
+    import subprocess
+    import sys
+    code = ("import sys; from edgebnn.cli import main\n"
+            "try:\n    main(['demo', '--out', sys.argv[1], '--runs', '1'])\nexcept SystemExit:\n    pass\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'\nprint('no torch')")
+    res = subprocess.run([sys.executable, "-c", code, str(tmp_path / "d")], capture_output=True, text=True,
+                         cwd=tmp_path, timeout=120)
+    assert res.returncode == 0 and "no torch" in res.stdout, res.stderr
