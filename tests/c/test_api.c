@@ -10,17 +10,7 @@
 
 #include "edgebnn.h"
 
-static int failures = 0, checks = 0;
-#define CHECK(cond, ...)                                              \
-  do {                                                                \
-    checks++;                                                         \
-    if (!(cond)) {                                                    \
-      failures++;                                                     \
-      fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);            \
-      fprintf(stderr, __VA_ARGS__);                                   \
-      fputc('\n', stderr);                                            \
-    }                                                                 \
-  } while (0)
+#include "check.h"
 
 static unsigned char *read_file(const char *path, size_t *size) {
   FILE *f = fopen(path, "rb");

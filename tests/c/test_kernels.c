@@ -9,17 +9,7 @@
 #include "kernels.h"
 #include "ref/ref.h"
 
-static int failures = 0, checks = 0;
-#define CHECK(cond, ...)                                   \
-  do {                                                     \
-    checks++;                                              \
-    if (!(cond)) {                                         \
-      failures++;                                          \
-      fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-      fprintf(stderr, __VA_ARGS__);                        \
-      fputc('\n', stderr);                                 \
-    }                                                      \
-  } while (0)
+#include "check.h"
 
 static uint64_t rng_state = UINT64_C(0x9e3779b97f4a7c15);
 static uint64_t rnd64(void) { /* xorshift64*: deterministic across targets */
