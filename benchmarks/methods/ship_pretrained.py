@@ -17,7 +17,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 PRETRAINED = ROOT / "edgebnn" / "zoo" / "pretrained"
 TRAIN = ["binarynet_cnn", "--method", "bnn", "--dataset", "mnist", "--epochs", "5", "--batch-size", "128",
-         "--lr", "0.002", "--seed", "0", "--threads", "1",
+         "--lr", "0.01", "--seed", "0", "--threads", "1",
          "-o", "edgebnn/zoo/pretrained/mnist_bnn.pt", "--name", "mnist_bnn"]
 MAX_BYTES = 1_000_000
 

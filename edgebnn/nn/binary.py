@@ -54,9 +54,16 @@ class _QuantizedMixin:
             clip_weights_(self.weight)
 
     def _reset(self, fan_in):
-        # Kaiming-uniform like nn.Conv2d; for clipped quantizers that keeps
-        # the latent weights well inside [-1, 1] at the start.
-        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.weight_quant in ("bc_det", "bc_stoch"):
+            # BinaryConnect draws latent weights over the whole clip range (its
+            # Glorot-scaled H, in units of H). For the stochastic variant this
+            # matters: with small weights p = hard_sigmoid(w) ≈ 1/2 and the
+            # sampled ±1 are pure noise (E[w_b] = w, Var = 1 - w²).
+            nn.init.uniform_(self.weight, -1.0, 1.0)
+        else:
+            # Kaiming-uniform like nn.Conv2d. For sign-based quantizers the
+            # scale only sets how fast signs flip under the optimiser.
+            nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
         if self.bias is not None:
             bound = 1 / math.sqrt(fan_in)
             nn.init.uniform_(self.bias, -bound, bound)

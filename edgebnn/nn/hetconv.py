@@ -88,7 +88,8 @@ class HetConv2d(nn.Module):
         w1 = self._group_major(self.w1)[:, :, None, None]
         y = y + F.conv2d(x_rest, w1, None, 1, 0, groups=p)
         # Group-major (g, m) back to filter order j = m·P + g.
-        y = y.reshape(n, p, self.out_channels // p, *y.shape[2:]).transpose(1, 2).reshape(n, self.out_channels, *y.shape[2:])
+        spatial = y.shape[2:]
+        y = y.reshape(n, p, self.out_channels // p, *spatial).transpose(1, 2).reshape(n, self.out_channels, *spatial)
         if self.bias is not None:
             y = y + self.bias.view(1, -1, 1, 1)
         return y

@@ -57,7 +57,6 @@ def horq_conv2d(x, weight, order: int, stride=1, padding=0, pad_value: float = 0
     kh, kw = weight.shape[-2:]
     sh, sw = _pair(stride)
     ph, pw = _pair(padding)
-    n, _, h, w = x.shape
     if pad_value != 0 and (ph or pw):
         x = F.pad(x, (pw, pw, ph, ph), value=pad_value)
         ph = pw = 0
@@ -66,7 +65,7 @@ def horq_conv2d(x, weight, order: int, stride=1, padding=0, pad_value: float = 0
     out = weight.flatten(1) @ approx  # (O, C·kh·kw) @ (N, C·kh·kw, L) -> (N, O, L)
     h_out = (x.shape[2] + 2 * ph - kh) // sh + 1
     w_out = (x.shape[3] + 2 * pw - kw) // sw + 1
-    return out.view(n, weight.shape[0], h_out, w_out)
+    return out.view(x.shape[0], weight.shape[0], h_out, w_out)
 
 
 def horq_linear(x, weight, order: int):

@@ -1,7 +1,7 @@
 """The training loop behind `edgebnn train` and the methods table.
 
 Deterministic for a seed on CPU: one seeded generator for shuffling, torch's
-global seed for init and stochastic binarization, deterministic kernels.
+global seed for init and stochastic binarization.
 Images stay uint8 in memory and become float in [0, 1] per batch (x / 255,
 the preprocessing recorded next to every saved model).
 """
@@ -29,10 +29,11 @@ class TrainConfig:
 
 
 def seed_everything(seed: int) -> None:
+    # The CPU kernels used here are deterministic; we do not flip torch's
+    # process-wide use_deterministic_algorithms switch from library code.
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def to_input(images: np.ndarray | torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
@@ -98,7 +99,8 @@ def fit(
 
 
 @torch.no_grad()
-def predict(model: nn.Module, images: np.ndarray, input_shape: tuple[int, int, int], batch_size: int = 1000) -> np.ndarray:
+def predict(model: nn.Module, images: np.ndarray, input_shape: tuple[int, int, int],
+            batch_size: int = 1000) -> np.ndarray:
     was_training = model.training
     model.eval()
     preds = [
@@ -111,3 +113,27 @@ def predict(model: nn.Module, images: np.ndarray, input_shape: tuple[int, int, i
 
 def accuracy(model: nn.Module, images: np.ndarray, labels: np.ndarray, input_shape: tuple[int, int, int]) -> float:
     return float((predict(model, images, input_shape) == labels).mean())
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, images: np.ndarray, input_shape: tuple[int, int, int],
+                          batch_size: int = 500) -> None:
+    """Re-estimate every BatchNorm's running statistics for the network as it is evaluated.
+
+    Needed when training computes a different function from inference: a
+    stochastic BinaryConnect model trains BN on the statistics of sampled
+    weights, then runs with sign(w) or real w. Only BN layers run in training
+    mode here; quantizers stay in eval mode (deterministic). No labels used.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [bn.momentum for bn in norms]
+    model.eval()
+    for bn in norms:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative average over all batches
+        bn.train()
+    for start in range(0, len(images), batch_size):
+        model(to_input(images[start : start + batch_size], input_shape))
+    for bn, momentum in zip(norms, momenta):
+        bn.momentum = momentum
+    model.eval()

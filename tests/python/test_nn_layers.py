@@ -170,7 +170,8 @@ def test_count_ops_splits_by_arithmetic():
     x = torch.zeros(1, 4, 6, 6)
     macs = 36 * 4 * 9 * 8  # positions × C·kh·kw × out
     assert count_ops(nn.Conv2d(4, 8, 3, padding=1), x).float_macs == macs
-    assert count_ops(BinaryConv2d(4, 8, 3, padding=1, weight_quant="bc_det", input_quant="none"), x).addonly_macs == macs
+    binary_connect = BinaryConv2d(4, 8, 3, padding=1, weight_quant="bc_det", input_quant="none")
+    assert count_ops(binary_connect, x).addonly_macs == macs
     assert count_ops(BinaryConv2d(4, 8, 3, padding=1), x).binary_macs == macs
     assert count_ops(BinaryConv2d(4, 8, 3, padding=1, input_quant="horq", input_bits=2), x).binary_macs == 2 * macs
     ops = count_ops(BinaryConv2d(4, 8, 3, padding=1, input_quant="hwgq", input_bits=2), x)

@@ -93,6 +93,13 @@ def test_clipping_applies_to_binaryconnect_and_binarynet_only():
     assert layers["xnor"].weight.max().item() == 3.0
 
 
+def test_binaryconnect_latent_weights_start_over_the_clip_range():
+    # Small latent weights would make p = hard_sigmoid(w) ≈ 1/2: pure noise.
+    torch.manual_seed(0)
+    w = BinaryConv2d(64, 64, 3, weight_quant="bc_stoch").weight
+    assert w.abs().max() <= 1 and w.abs().mean() > 0.4
+
+
 def test_stochastic_layer_evaluates_with_sign_or_real_weights():
     layer = BinaryLinear(5, 2, weight_quant="bc_stoch", input_quant="none").eval()
     x = torch.randn(3, 5)
@@ -164,16 +171,18 @@ def horq_patch_reference(patch: np.ndarray, order: int) -> list:
     return planes
 
 
-@pytest.mark.parametrize("order", [1, 2, 3])
-def test_horq_conv_matches_per_patch_reference(order):
+@pytest.mark.parametrize("order,pad_value", [(1, 0), (2, 0), (3, 0), (2, 1)])
+def test_horq_conv_matches_per_patch_reference(order, pad_value):
     torch.manual_seed(order)
-    layer = BinaryConv2d(2, 3, 3, stride=2, padding=1, weight_quant="xnor", input_quant="horq", input_bits=order)
+    layer = BinaryConv2d(2, 3, 3, stride=2, padding=1, weight_quant="xnor", input_quant="horq", input_bits=order,
+                         pad_value=pad_value)
     x = torch.randn(1, 2, 5, 5)
     y = layer.eval()(x).detach().numpy()
     w = layer.weight.detach().numpy()
     alpha = np.abs(w).mean(axis=(1, 2, 3))
     wb = np.where(w >= 0, 1.0, -1.0).reshape(3, -1)
-    xp = np.pad(x.numpy()[0], ((0, 0), (1, 1), (1, 1)))  # zero padding: real zeros in r
+    # The padding taps are real values of r (zeros by default) and go through the recurrence.
+    xp = np.pad(x.numpy()[0], ((0, 0), (1, 1), (1, 1)), constant_values=pad_value)
     for i in range(y.shape[2]):
         for j in range(y.shape[3]):
             patch = xp[:, 2 * i : 2 * i + 3, 2 * j : 2 * j + 3].reshape(-1)

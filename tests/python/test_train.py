@@ -11,7 +11,7 @@ import torch
 from click.testing import CliRunner
 
 from edgebnn.datasets import DatasetNotFound, find_split, load_split, read_idx
-from edgebnn.nn.training import TrainConfig, accuracy, fit, to_input
+from edgebnn.nn.training import TrainConfig, accuracy, fit, recalibrate_batchnorm, to_input
 from edgebnn.train import canonical_command, parse_kwargs, train
 from edgebnn.zoo import create
 
@@ -21,6 +21,7 @@ needs_mnist = pytest.mark.skipif(
     not (MNIST / "t10k-images-idx3-ubyte.gz").exists(),
     reason=f"MNIST reference data not found at {MNIST} (it sits beside a project checkout, in ../shared)",
 )
+TINY = {"channels": (8, 16, 16), "hidden": 32}  # a few steps must stay well under a second
 
 
 def write_idx(path: Path, array: np.ndarray, compress: bool = True) -> Path:
@@ -95,7 +96,7 @@ def test_fit_is_deterministic_for_a_seed(tmp_path):
     states = []
     for _ in range(2):
         torch.manual_seed(config.seed)
-        model = create("binarynet_cnn", method="bc_stoch", num_classes=4)
+        model = create("binarynet_cnn", method="bc_stoch", num_classes=4, **TINY)
         fit(model, images, labels, (1, 28, 28), config)
         states.append(model.state_dict())
     for key in states[0]:
@@ -106,12 +107,31 @@ def test_fit_learns_and_clips_latent_weights(tmp_path):
     fake_digits(tmp_path, n=128)
     images, labels = load_split("mnist", "train", tmp_path)
     torch.manual_seed(0)
-    model = create("binarynet_cnn", method="bc_det", num_classes=4)
+    model = create("binarynet_cnn", method="bc_det", num_classes=4, **TINY)
     losses = fit(model, images, labels, (1, 28, 28), TrainConfig(epochs=3, batch_size=32, lr=5e-3))
     assert losses[-1] < losses[0]
     assert accuracy(model, images, labels, (1, 28, 28)) > 0.5
     latent = [m.weight for m in model.modules() if getattr(m, "clips_weights", False)]
     assert latent and all(w.abs().max() <= 1.0 for w in latent)
+
+
+def test_recalibrate_batchnorm_measures_the_deterministic_network(tmp_path):
+    fake_digits(tmp_path)
+    images, _ = load_split("mnist", "train", tmp_path)
+    x = to_input(images, (1, 28, 28))
+    torch.manual_seed(0)
+    model = create("binarynet_cnn", method="bc_stoch", num_classes=4, **TINY)
+    with torch.no_grad():
+        model.train()(x)  # running stats now describe *sampled* weights
+    recalibrate_batchnorm(model, images, (1, 28, 28), batch_size=len(images))
+    assert not model.training and model[4].momentum == 0.1
+    # Reference: the stem BN normalising with batch statistics (as during re-estimation),
+    # then the conv with its deterministic sign(w) weights.
+    with torch.no_grad():
+        h = model[0](x)
+        h = torch.nn.functional.batch_norm(h, None, None, model[1].weight, model[1].bias, training=True)
+        h = model[3](model[2](h))
+    torch.testing.assert_close(model[4].running_mean, h.mean(dim=(0, 2, 3)), rtol=1e-4, atol=1e-4)
 
 
 # --- the command -------------------------------------------------------------------
@@ -154,7 +174,7 @@ def test_train_command_explains_bad_input(tmp_path):
 @needs_mnist
 def test_train_command_on_real_mnist_smoke(tmp_path):
     result = CliRunner().invoke(train, ["binarynet_cnn", "--data-dir", str(MNIST), "--limit", "256",
-                                        "--epochs", "1", "-o", str(tmp_path / "m.pt")])
+                                        "--kw", "channels=(8, 16, 16)", "--epochs", "1", "-o", str(tmp_path / "m.pt")])
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "m.json").read_text())["test_images"] == 256
 

@@ -65,7 +65,8 @@ def test_exported_program_predicts_the_same(model):
     torch.testing.assert_close(program.module()(x), model(x))
 
 
-@pytest.mark.skipif(not MNIST.exists(), reason=f"MNIST reference data not found at {MNIST} (../shared beside the checkout)")
+@pytest.mark.skipif(not MNIST.exists(),
+                    reason=f"MNIST reference data not found at {MNIST} (../shared beside the checkout)")
 def test_reaches_98_percent_on_the_full_mnist_test_set(model):
     images, labels = load_split("mnist", "test", MNIST)
     acc = accuracy(model, images, labels, SHAPE)
