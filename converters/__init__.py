@@ -1,0 +1,1 @@
+"""Front-ends and exporters: PyTorch, ONNX/QONNX, TFLite/LCE. Installed as ``edgebnn.converters``."""
