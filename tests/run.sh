@@ -11,7 +11,8 @@ ROOT=$(pwd)
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then SUDO=sudo; fi
-APT_PACKAGES=(cmake ninja-build gcc clang python3-pip gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf qemu-user)
+APT_PACKAGES=(cmake ninja-build gcc clang python3-pip gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf qemu-user
+  libpthreadpool-dev libxnnpack-dev libcpuinfo-dev)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -8,6 +8,7 @@
 
 #include "edgebnn.h"
 #include "format.h"
+#include "parallel.h"
 
 #define EB_MAX_OP_INPUTS 8
 #define EB_ARENA_ALIGN 64
@@ -74,6 +75,7 @@ struct eb_session {
   eb_session_options options;
   uint8_t *arena;
   void **ptr; /* per tensor: constant data or its place in the arena */
+  eb_pool *pool; /* NULL when single-threaded */
 };
 
 /* Fill err (if any) with a formatted one-line message; returns status. */

@@ -32,6 +32,10 @@ eb_status eb_session_create(const eb_model *m, const eb_session_options *opt, eb
     eb_session_free(s);
     return eb_fail(err, EB_ERR_NOMEM, "out of memory for a %zu-byte arena", bytes);
   }
+  if (s->options.threads > 1) {
+    s->pool = eb_pool_create(s->options.threads);
+    /* without pthreadpool in the build the pool is NULL by design, not an error */
+  }
   /* zeroed so that an output read before any run is defined, not stale heap */
   memset(s->arena, 0, bytes);
   for (int i = 0; i < m->n_tensors; i++) {
@@ -44,6 +48,7 @@ eb_status eb_session_create(const eb_model *m, const eb_session_options *opt, eb
 
 void eb_session_free(eb_session *s) {
   if (!s) return;
+  eb_pool_free(s->pool);
   free(s->arena);
   free(s->ptr);
   free(s);
