@@ -1,1 +1,120 @@
-"""Front-ends and exporters: PyTorch, ONNX/QONNX, TFLite/LCE. Installed as ``edgebnn.converters``."""
+"""Front-ends and exporters: PyTorch now (ONNX/QONNX and TFLite/LCE build on the same passes).
+Installed as ``edgebnn.converters``; needs the `convert` extra (torch).
+
+    >>> from edgebnn.converters import convert
+    >>> report = convert(model, example_input=torch.zeros(1, 1, 28, 28), output="model.ebnn")
+    >>> print(report.format_text())
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from edgebnn.errors import UserError
+
+from .report import ConversionReport, LayerReport
+
+__all__ = ["convert", "ConversionReport", "LayerReport"]
+
+
+def _shape(input_shape) -> tuple[int, ...]:
+    if isinstance(input_shape, str):
+        try:
+            input_shape = [int(v) for v in input_shape.replace("x", ",").split(",") if v.strip()]
+        except ValueError:
+            raise UserError(f"--input-shape {input_shape!r}: expected integers like 1,3,224,224") from None
+    shape = tuple(int(v) for v in input_shape)
+    if not shape or min(shape) < 1:
+        raise UserError(f"input shape {shape} must be positive integers like 1,3,224,224")
+    return shape
+
+
+def convert(model, example_input=None, output=None, input_shape=None, allow_pickle: bool = True,
+            labels=None, preprocess: dict | None = None, verify: bool = True) -> ConversionReport:
+    """Convert a PyTorch model (module, ExportedProgram, or a file holding one) to a packed .ebnn.
+
+    example_input: a tensor the model's forward accepts (its shape is the deployed input shape);
+    or input_shape (e.g. (1, 3, 224, 224)). Writes `output` only when everything succeeded.
+    labels: class names stored in the file (`edgebnn run` prints them); preprocess: how `edgebnn run`
+    turns an image into the input, {"grayscale", "scale", "mean", "std", "invert"} (docs/format.md).
+    verify: run the converted model on the example and record how far it is from PyTorch.
+    """
+    try:
+        import torch
+    except ImportError:
+        raise UserError("converting needs PyTorch: pip install 'edgebnn[convert]'") from None
+    from edgebnn.format.writer import save
+    from edgebnn.passes import EmitError, emit, run_passes
+
+    from .pytorch import export, load_model, lower
+    from .report import build_report
+
+    source = "<module>"
+    meta = {"producer": f"edgebnn convert (PyTorch {torch.__version__})"}
+    if isinstance(model, (str, Path)):
+        path = Path(model)
+        if path.suffix.lower() in (".onnx", ".tflite"):
+            raise UserError(f"{path}: {path.suffix} import is not available yet; convert the PyTorch source model")
+        source = str(path)
+        if path.is_file():
+            meta["source.sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+            meta["source.file"] = path.name
+        model = load_model(path, allow_pickle=allow_pickle)
+    if example_input is None:
+        if input_shape is not None:
+            example_input = torch.rand(_shape(input_shape))
+        elif isinstance(model, torch.export.ExportedProgram) and model.example_inputs:
+            example_input = model.example_inputs[0][0]
+        else:
+            raise UserError("the model's input shape is not in the file: give --input-shape N,C,H,W "
+                            "(or example_input= in Python)")
+    example_input = example_input.detach().to(torch.float32)
+    ep = export(model, example_input)
+    wg = lower(ep, tuple(example_input.shape))
+    run_passes(wg)
+    meta["input.shape"] = ",".join(str(d) for d in example_input.shape)
+    if labels:
+        meta["labels"] = json.dumps([str(v) for v in labels])
+    if preprocess:
+        meta["input.preprocess"] = json.dumps(preprocess)
+    try:
+        graph, layer_of_op = emit(wg, meta)
+    except EmitError as e:
+        raise UserError(str(e)) from None
+    report = build_report(graph, layer_of_op, wg, source, output)
+    report.input_shape = tuple(example_input.shape)
+    if verify:
+        _verify(report, graph, ep, example_input)
+    if output is not None:
+        save(graph, output)
+        report.file_bytes = Path(output).stat().st_size
+    else:
+        from edgebnn.format.writer import to_bytes
+        report.file_bytes = len(to_bytes(graph))
+    return report
+
+
+def _verify(report: ConversionReport, graph, ep, x) -> None:
+    """Run the packed graph in the C runtime and compare with PyTorch on the example input."""
+    import numpy as np
+    import torch
+
+    try:
+        from edgebnn.format.writer import to_bytes
+        from edgebnn.runtime import Runtime
+        rt = Runtime(to_bytes(graph))
+    except Exception as e:  # no C library (source checkout): say so, do not fail the conversion
+        report.notes.append(f"not verified in the runtime: {e}")
+        return
+    with torch.no_grad():
+        want = ep.module()(x)
+    want = want[0] if isinstance(want, (tuple, list)) else want
+    got = rt.run(x.numpy())
+    got = got if isinstance(got, np.ndarray) else got[0]
+    want = want.numpy().reshape(got.shape)
+    err = float(np.max(np.abs(got - want))) if got.size else 0.0
+    scale = float(np.max(np.abs(want))) if want.size else 0.0
+    report.verify = {"max_abs_diff": err, "max_abs_output": scale,
+                     "same_argmax": bool(np.array_equal(got.reshape(got.shape[0], -1).argmax(1),
+                                                        want.reshape(want.shape[0], -1).argmax(1)))}

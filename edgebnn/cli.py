@@ -53,7 +53,8 @@ def main():
 
     \b
     The job, from a model to numbers:
-      edgebnn demo                        build, pack, inspect and run a small binary CNN
+      edgebnn demo                        convert, run and time the shipped MNIST binary CNN
+      edgebnn convert model.pt2           PyTorch -> packed .ebnn + a report of what became binary
       edgebnn inspect model.ebnn          layers, dtypes, packed sizes, arena, op counts
       edgebnn run model.ebnn --input x.npy --top 5
 
@@ -63,7 +64,8 @@ def main():
 
 
 def _register():
-    from .commands import demo, inspect, run
+    from .commands import convert, demo, inspect, run
+    main.add_command(convert.convert)
     main.add_command(run.run)
     main.add_command(inspect.inspect)
     main.add_command(demo.demo)

@@ -25,11 +25,21 @@ def test_help_and_version(edgebnn_cli):
 
 
 @pytest.fixture
-def demo_model(edgebnn_cli, tmp_path):
+def demo_model(tmp_path):
+    """The random-weight demo BNN (known layer names and shapes), packed."""
+    from edgebnn.demo_model import build_demo_bnn
+    from edgebnn.format import save
+    (tmp_path / "demo").mkdir()
+    return save(build_demo_bnn(), tmp_path / "demo" / "demo_bnn.ebnn")
+
+
+def test_demo_converts_runs_and_times_the_pretrained_model(edgebnn_cli, tmp_path):
+    pytest.importorskip("torch")
     res = edgebnn_cli("demo", "--out", tmp_path / "demo", "--runs", "3")
     assert res.returncode == 0, res.stderr
+    assert (tmp_path / "demo" / "mnist_bnn.ebnn").exists()
     assert "BCONV2D" in res.stdout and "median" in res.stdout
-    return tmp_path / "demo" / "demo_bnn.ebnn"
+    assert "20/20 correct" in res.stdout or "19/20 correct" in res.stdout, res.stdout
 
 
 def test_inspect_reports_packed_sizes_and_ops(edgebnn_cli, demo_model):
@@ -89,12 +99,16 @@ def test_errors_are_one_line(edgebnn_cli, demo_model, tmp_path, corpus):
 
 
 def test_runtime_verbs_do_not_import_torch(tmp_path):
-    """The board installs the runtime, not the trainer: run/inspect/demo never load torch."""
+    """The board installs the runtime, not the trainer: run and inspect never load torch."""
     import subprocess
     import sys
+    from edgebnn.demo_model import build_demo_bnn
+    from edgebnn.format import save
+    path = save(build_demo_bnn(), tmp_path / "m.ebnn")
     code = ("import sys; from edgebnn.cli import main\n"
-            "try:\n    main(['demo', '--out', sys.argv[1], '--runs', '1'])\nexcept SystemExit:\n    pass\n"
+            "for argv in (['inspect', sys.argv[1]], ['run', sys.argv[1]], ['convert', '--help']):\n"
+            "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
             "assert 'torch' not in sys.modules, 'torch was imported'\nprint('no torch')")
-    res = subprocess.run([sys.executable, "-c", code, str(tmp_path / "d")], capture_output=True, text=True,
+    res = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True,
                          cwd=tmp_path, timeout=120)
     assert res.returncode == 0 and "no torch" in res.stdout, res.stderr

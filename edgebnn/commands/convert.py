@@ -1,0 +1,65 @@
+"""`edgebnn convert`: a PyTorch model to a packed .ebnn file and a report of what became binary."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from ..errors import UserError
+
+
+@click.command("convert")
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Packed file to write [default: MODEL with the suffix .ebnn].")
+@click.option("--input-shape", metavar="N,C,H,W",
+              help="Input shape, when the file does not carry one (a .pt2 does; a saved module does not).")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the report as JSON.")
+@click.option("--labels", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Text file with one class label per line, stored in the model's metadata.")
+@click.option("--allow-pickle/--no-pickle", default=True, show_default=True,
+              help="Load modules saved whole with torch.save(model). That is a pickle: loading it runs code "
+                   "from the file. Use --no-pickle for files you do not trust (.pt2 and TorchScript are safe).")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the summary line.")
+def convert(model: Path, output: Path | None, input_shape: str | None, report_path: Path | None,
+            labels: Path | None, allow_pickle: bool, quiet: bool):
+    """Convert a PyTorch model to the packed format and report what each layer became.
+
+    \b
+    MODEL is one of:
+      model.pt2   torch.export.save(torch.export.export(model, (x,)), "model.pt2")  (safe; carries shapes)
+      model.pt    torch.save(model, "model.pt")  (a whole module; needs --input-shape)
+      model.pt    torch.jit.save(torch.jit.script(model), "model.pt")  (TorchScript)
+    A state_dict alone is not a model: save the module, or call edgebnn.converters.convert(module)
+    from Python.
+
+    \b
+    A layer runs binary (xor-popcount) when its input comes from a sign-like op (sign, where(x >= t,
+    1, -1), the STE forms of Bi-Real, ReActNet, BinaryNet) and its weights take two values ±α per
+    output channel; BatchNorm folds into it, and sign after it becomes integer thresholds so binary
+    layers chain on packed bits. Every layer left in float is listed with the reason.
+
+    \b
+    Examples:
+      edgebnn convert model.pt2
+      edgebnn convert model.pt --input-shape 1,3,224,224 -o model.ebnn --report report.json
+    """
+    from ..converters import convert as run_convert
+
+    out = output or model.with_suffix(".ebnn")
+    if out.resolve() == model.resolve():
+        raise UserError(f"output {out} would overwrite the input model; choose another -o")
+    label_list = None
+    if labels:
+        label_list = [s.strip() for s in labels.read_text().splitlines() if s.strip()]
+    report = run_convert(model, output=out, input_shape=input_shape, allow_pickle=allow_pickle, labels=label_list)
+    if report_path:
+        tmp = report_path.with_name(report_path.name + f".tmp{os.getpid()}")
+        report.save_json(tmp)
+        os.replace(tmp, report_path)
+    if not quiet:
+        click.echo(report.format_text())
+    d = report.to_dict()["totals"]
+    click.echo(f"wrote {out} ({report.file_bytes:,} bytes, {100 * d['binary_share']:.1f} % of ops binary)")
