@@ -1,31 +1,77 @@
 /*
- * Kernel selection: one table of binary-kernel entry points per variant, all
- * with the contract of the eb_ref_* kernels in ref/ref.h, and the run-time pick
- * of the best one this CPU can execute. The op layer calls through
- * eb_kernels_best(); tests walk eb_kernels_list() and compare each entry with ref.
+ * Kernel selection: one table of binary-kernel entry points per variant and the
+ * run-time pick of the best one this CPU can execute. The op layer calls
+ * through the session's table (src/bin_ops.c splits each op into tiles for the
+ * thread pool); tests walk eb_kernels_list() and compare each entry with ref.
+ *
+ * Every fast variant shares one packed weight layout (bpack.h) made once per
+ * session, and one body (portable/bin_impl.h) compiled once per instruction
+ * set with that set's vector ops. Tile entry points compute output rows
+ * [r0, r1) of the n*oh rows and output channels [oc0, oc1) only, so tiles are
+ * independent and results never depend on how an op is split.
  */
 #ifndef EDGEBNN_KERNELS_H
 #define EDGEBNN_KERNELS_H
 
+#include "bpack.h"
 #include "ref/ref.h"
 
-typedef struct {
-  const char *name; /* reported by eb_op_backend: "ref", "portable", "popcnt" */
-  void (*bconv2d_acc)(const eb_conv_geom *g, int pad_value, const uint64_t *x, const uint64_t *w, int32_t *acc);
-  void (*bfc_acc)(int n, int k, int o, const uint64_t *x, const uint64_t *w, int32_t *acc);
+typedef struct eb_bin_kernels_s {
+  const char *name; /* reported by eb_op_backend: "ref", "scalar", "popcnt", "avx2", "avx512", "neon" */
+  /* 0 for ref: the op layer calls the whole-op eb_ref_* functions (one thread,
+   * unpacked weights). 1: the entry points below, on bpack weights. */
+  int packed;
+  /* xor-popcount conv; BFULLY_CONNECTED runs as a 1x1 conv over a 1 x n image.
+   * acc as eb_ref_bconv2d_acc, rows r in [r0, r1) of n*oh, channels [oc0, oc1);
+   * oc0 a multiple of EB_BPACK_OC_ALIGN. */
+  void (*bconv_tile)(const eb_conv_geom *g, int pad_value, const uint64_t *x, const void *packed, int32_t *acc, int r0,
+                     int r1, int oc0, int oc1);
+  /* K-bit (HWGQ) conv on bit planes [n][ih][iw][bits][words(ic)] made by eb_kbit_planes;
+   * acc as eb_ref_kbit_conv2d_acc. Packed with planes = bits. */
+  void (*kbit_tile)(const eb_conv_geom *g, int bits, const uint64_t *planes, const void *packed, int32_t *acc, int r0,
+                    int r1, int oc0, int oc1);
+  /* HORQ rows [r0, r1): acc and beta as eb_ref_horq_conv2d_acc; scratch of
+   * eb_ref_horq_scratch bytes, private to the tile. */
+  void (*horq_tile)(const eb_conv_geom *g, int order, const float *x, const void *packed, int32_t *acc, float *beta,
+                    void *scratch, int r0, int r1);
+  /* Same contracts as eb_ref_pack_f32 / eb_ref_acc_to_bits (rows split by the caller). */
+  void (*pack_f32)(size_t rows, int c, const float *x, const float *thr, uint64_t *y);
+  void (*acc_to_bits)(size_t rows, int c, const int32_t *acc, const int32_t *thr, const int32_t *dir, uint64_t *y);
+  /* eb_ref_bmaxpool for rows [r0, r1) of n*oh. */
+  void (*bmaxpool_tile)(const eb_conv_geom *g, const uint64_t *x, uint64_t *y, int r0, int r1);
 } eb_bin_kernels;
 
 /* Variants this CPU can run, best last; ref is always first. Sets *count. */
 const eb_bin_kernels *eb_kernels_list(int *count);
-/* The best variant; EDGEBNN_KERNELS=ref (environment) forces the reference. */
+/* The best variant; EDGEBNN_KERNELS=<name> (environment) forces one this CPU
+ * can run, e.g. ref or avx2; an unknown name falls back to the best. */
 const eb_bin_kernels *eb_kernels_best(void);
 
-/* The variants themselves (declared here so tests can name them). */
-void eb_fast_bconv2d_acc(const eb_conv_geom *g, int pad_value, const uint64_t *x, const uint64_t *w, int32_t *acc);
-void eb_fast_bfc_acc(int n, int k, int o, const uint64_t *x, const uint64_t *w, int32_t *acc);
-#if defined(EB_HAVE_X86_POPCNT)
-void eb_popcnt_bconv2d_acc(const eb_conv_geom *g, int pad_value, const uint64_t *x, const uint64_t *w, int32_t *acc);
-void eb_popcnt_bfc_acc(int n, int k, int o, const uint64_t *x, const uint64_t *w, int32_t *acc);
+/* Quantize f32 NHWC pixels [p0, p1) to K-bit code planes (eb_ref_kbit_conv2d_acc step 1). */
+void eb_kbit_planes(const eb_conv_geom *g, int bits, float step, const float *x, uint64_t *planes, size_t p0,
+                    size_t p1);
+
+/* The variants (declared here so tests and benchmarks can name them). */
+#define EB_DECLARE_BIN_VARIANT(isa)                                                                                   \
+  void eb_##isa##_bconv_tile(const eb_conv_geom *g, int pad_value, const uint64_t *x, const void *packed,             \
+                             int32_t *acc, int r0, int r1, int oc0, int oc1);                                        \
+  void eb_##isa##_kbit_tile(const eb_conv_geom *g, int bits, const uint64_t *planes, const void *packed,              \
+                            int32_t *acc, int r0, int r1, int oc0, int oc1);                                         \
+  void eb_##isa##_horq_tile(const eb_conv_geom *g, int order, const float *x, const void *packed, int32_t *acc,       \
+                            float *beta, void *scratch, int r0, int r1);                                             \
+  void eb_##isa##_pack_f32(size_t rows, int c, const float *x, const float *thr, uint64_t *y);                        \
+  void eb_##isa##_acc_to_bits(size_t rows, int c, const int32_t *acc, const int32_t *thr, const int32_t *dir,         \
+                              uint64_t *y);                                                                          \
+  void eb_##isa##_bmaxpool_tile(const eb_conv_geom *g, const uint64_t *x, uint64_t *y, int r0, int r1);
+
+EB_DECLARE_BIN_VARIANT(scalar)
+#if defined(EB_HAVE_X86_KERNELS)
+EB_DECLARE_BIN_VARIANT(popcnt)
+EB_DECLARE_BIN_VARIANT(avx2)
+EB_DECLARE_BIN_VARIANT(avx512)
+#endif
+#if defined(EB_HAVE_NEON_KERNELS)
+EB_DECLARE_BIN_VARIANT(neon)
 #endif
 
 #endif /* EDGEBNN_KERNELS_H */

@@ -76,6 +76,8 @@ struct eb_session {
   uint8_t *arena;
   void **ptr; /* per tensor: constant data or its place in the arena */
   eb_pool *pool; /* NULL when single-threaded */
+  const struct eb_bin_kernels_s *bk; /* binary kernel variant, picked at creation */
+  void **bpacked; /* per node: its binary weights repacked for bk (bin_ops.c), or NULL */
 };
 
 /* Fill err (if any) with a formatted one-line message; returns status. */

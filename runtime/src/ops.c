@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bin_ops.h"
 #include "internal.h"
 #include "kernels.h"
 #include "ref/ref.h"
@@ -18,8 +19,10 @@ static const char *const OP_NAMES[EB_OP_COUNT_] = {
 const char *eb_op_type_name(int type) { return type > 0 && type < EB_OP_COUNT_ ? OP_NAMES[type] : "?"; }
 
 const char *eb_op_backend(const eb_node *node) {
-  /* binary conv/FC go through the run-time kernel pick; everything else is ref today */
-  if (node && (node->type == EB_OP_BCONV2D || node->type == EB_OP_BFULLY_CONNECTED)) return eb_kernels_best()->name;
+  /* binary ops go through the run-time kernel pick; everything else is ref today */
+  if (node && (node->type == EB_OP_BCONV2D || node->type == EB_OP_BFULLY_CONNECTED || node->type == EB_OP_KBIT_CONV2D ||
+               node->type == EB_OP_HORQ_CONV2D || node->type == EB_OP_SIGN_PACK || node->type == EB_OP_BMAX_POOL2D))
+    return eb_kernels_best()->name;
   return "ref";
 }
 
@@ -218,10 +221,12 @@ eb_status eb_op_check(const eb_model *m, eb_node *nd, eb_error *err) {
       } else {
         REQ(p->order >= 1 && p->order <= 8, "needs 1 <= order <= 8");
         uint64_t pix = (uint64_t)g.n * (uint64_t)g.oh * (uint64_t)g.ow;
-        /* eb_ref_horq_scratch, in 64 bits: sign planes and residual of one patch */
+        /* eb_bin_horq_scratch, in 64 bits: sign planes and residual of one patch per
+         * tile slot (eb_ref_horq_scratch each, 64-byte aligned) */
         uint64_t taps = (uint64_t)g.kh * (uint64_t)g.kw;
-        uint64_t patch = (uint64_t)p->order * taps * eb_words((size_t)g.ic) * sizeof(uint64_t) +
-                         taps * (uint64_t)g.ic * sizeof(float);
+        uint64_t one = (uint64_t)p->order * taps * eb_words((size_t)g.ic) * sizeof(uint64_t) +
+                       taps * (uint64_t)g.ic * sizeof(float);
+        uint64_t patch = EB_HORQ_SLOTS * ((one + EB_ARENA_ALIGN - 1) / EB_ARENA_ALIGN * EB_ARENA_ALIGN);
         return set_scratch(err, nd, acc_bytes64(y, p->order) + EB_ARENA_ALIGN + pix * (uint64_t)p->order * sizeof(float) +
                                         EB_ARENA_ALIGN + patch);
       }
@@ -357,6 +362,8 @@ static void reshape_bits(const eb_tensor *x, const eb_tensor *y, const uint64_t 
 }
 
 #define PTR(i) (nd->in[i] >= 0 ? s->ptr[nd->in[i]] : NULL)
+/* this node's prepacked binary weights (NULL with the ref variant) */
+#define BPACKED (s->bpacked ? s->bpacked[nd - m->nodes] : NULL)
 
 void eb_op_run(const eb_session *s, const eb_node *nd) {
   const eb_model *m = s->model;
@@ -390,14 +397,13 @@ void eb_op_run(const eb_session *s, const eb_node *nd) {
     case EB_OP_BFULLY_CONNECTED: {
       int32_t *acc = (int32_t *)scratch;
       int oc = (int)y->dims[y->ndim - 1];
-      const eb_bin_kernels *k = eb_kernels_best();
       if (nd->type == EB_OP_BCONV2D) {
         eb_conv_geom g = geom_of(m, nd);
-        k->bconv2d_acc(&g, p->pad_value, PTR(0), PTR(1), acc);
+        eb_bin_conv(s->pool, s->bk, &g, p->pad_value, PTR(0), PTR(1), BPACKED, acc);
       } else {
-        k->bfc_acc((int)x->dims[0], (int)x->dims[1], oc, PTR(0), PTR(1), acc);
+        eb_bin_fc(s->pool, s->bk, (int)x->dims[0], (int)x->dims[1], oc, PTR(0), PTR(1), BPACKED, acc);
       }
-      if (y->dtype == EB_BIT1) eb_ref_acc_to_bits(rows_of(y), oc, acc, PTR(4), PTR(5), out);
+      if (y->dtype == EB_BIT1) eb_bin_to_bits(s->pool, s->bk, rows_of(y), oc, acc, PTR(4), PTR(5), out);
       else eb_ref_acc_to_f32(rows_of(y), oc, acc, PTR(2), PTR(3), p->out_min, p->out_max, out);
       break;
     }
@@ -405,7 +411,7 @@ void eb_op_run(const eb_session *s, const eb_node *nd) {
       eb_conv_geom g = geom_of(m, nd);
       int32_t *acc = (int32_t *)scratch;
       size_t off = (acc_bytes(y, 1) + EB_ARENA_ALIGN - 1) / EB_ARENA_ALIGN * EB_ARENA_ALIGN;
-      eb_ref_kbit_conv2d_acc(&g, p->bits, p->step, PTR(0), PTR(1), acc, scratch + off);
+      eb_bin_kbit(s->pool, s->bk, &g, p->bits, p->step, PTR(0), PTR(1), BPACKED, acc, scratch + off);
       eb_ref_acc_to_f32(rows_of(y), g.oc, acc, PTR(2), PTR(3), p->out_min, p->out_max, out);
       break;
     }
@@ -416,12 +422,12 @@ void eb_op_run(const eb_session *s, const eb_node *nd) {
       size_t off = (acc_bytes(y, p->order) + EB_ARENA_ALIGN - 1) / EB_ARENA_ALIGN * EB_ARENA_ALIGN;
       float *beta = (float *)(scratch + off);
       off += (pix * p->order * sizeof(float) + EB_ARENA_ALIGN - 1) / EB_ARENA_ALIGN * EB_ARENA_ALIGN;
-      eb_ref_horq_conv2d_acc(&g, p->order, PTR(0), PTR(1), acc, beta, scratch + off);
+      eb_bin_horq(s->pool, s->bk, &g, p->order, PTR(0), PTR(1), BPACKED, acc, beta, scratch + off);
       eb_ref_horq_to_f32(pix, p->order, g.oc, acc, beta, PTR(2), PTR(3), p->out_min, p->out_max, out);
       break;
     }
     case EB_OP_SIGN_PACK:
-      eb_ref_pack_f32(rows_of(x), (int)x->dims[x->ndim - 1], PTR(0), PTR(1), out);
+      eb_bin_pack(s->pool, s->bk, rows_of(x), (int)x->dims[x->ndim - 1], PTR(0), PTR(1), out);
       break;
     case EB_OP_UNPACK:
       eb_ref_unpack_f32(rows_of(x), (int)x->dims[x->ndim - 1], PTR(0), out);
@@ -438,7 +444,7 @@ void eb_op_run(const eb_session *s, const eb_node *nd) {
     }
     case EB_OP_BMAX_POOL2D: {
       eb_conv_geom g = geom_of(m, nd);
-      eb_ref_bmaxpool(&g, PTR(0), out);
+      eb_bin_maxpool(s->pool, s->bk, &g, PTR(0), out);
       break;
     }
     case EB_OP_GLOBAL_AVG_POOL:

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bin_ops.h"
 #include "internal.h"
 
 void eb_session_options_init(eb_session_options *o) {
@@ -36,6 +37,11 @@ eb_status eb_session_create(const eb_model *m, const eb_session_options *opt, eb
     s->pool = eb_pool_create(s->options.threads);
     /* without pthreadpool in the build the pool is NULL by design, not an error */
   }
+  eb_status st = eb_bin_prepack(s, err);
+  if (st != EB_OK) {
+    eb_session_free(s);
+    return st;
+  }
   /* zeroed so that an output read before any run is defined, not stale heap */
   memset(s->arena, 0, bytes);
   for (int i = 0; i < m->n_tensors; i++) {
@@ -49,6 +55,7 @@ eb_status eb_session_create(const eb_model *m, const eb_session_options *opt, eb
 void eb_session_free(eb_session *s) {
   if (!s) return;
   eb_pool_free(s->pool);
+  eb_bin_prepack_free(s);
   free(s->arena);
   free(s->ptr);
   free(s);

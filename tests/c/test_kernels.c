@@ -1,11 +1,16 @@
-/* Kernel tests: every binary conv/FC variant the CPU can run (eb_kernels_list)
- * must equal the reference bit for bit on random shapes, and the reference must
- * equal a naive +-1 integer loop written here from the contract in ref/ref.h.
- * Shapes are small so the test also runs quickly under qemu (aarch64, armv7). */
+/* Kernel tests: every binary kernel variant the CPU can run (eb_kernels_list) must
+ * equal the reference bit for bit on random shapes, for every entry point (conv,
+ * FC, K-bit, HORQ, sign-pack, thresholded output, binary max-pool), whole and cut
+ * into arbitrary tiles; the reference conv/FC must equal a naive +-1 integer loop
+ * written here from the contract in ref/ref.h; and the threaded ops must give the
+ * same bytes for 1, 2, 3 and 4 threads. Shapes are small so the test also runs
+ * quickly under qemu (aarch64, armv7), which is where the NEON kernels are checked. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "bin_ops.h"
 #include "kernels.h"
 #include "ref/ref.h"
 
@@ -53,15 +58,42 @@ static void naive_bconv(const eb_conv_geom *g, int pad_value, const int8_t *x, c
         }
 }
 
+/* Packed weights as a session makes them (64-byte aligned). */
+static void *packed_of(int oc, int kh, int kw, int ic, int planes, const uint64_t *w) {
+  const size_t bytes = eb_bin_packed_bytes(oc, kh, kw, ic, planes);
+  void *p = aligned_alloc(64, (bytes + 63) / 64 * 64);
+  eb_bpack(oc, kh * kw, ic, planes, w, p);
+  return p;
+}
+
+static int min_i(int a, int b) { return a < b ? a : b; }
+
+/* The same conv computed as random tiles (rows x channel groups), each tile on
+ * its own: what a thread pool does, minus the threads. */
+static void conv_by_tiles(const eb_bin_kernels *k, const eb_conv_geom *g, int pad_value, int bits, const uint64_t *x,
+                          const void *packed, int32_t *acc) {
+  const int rows = g->n * g->oh;
+  for (int r0 = 0; r0 < rows;) {
+    const int r1 = min_i(rows, r0 + 1 + rnd(3));
+    for (int oc0 = 0; oc0 < g->oc;) {
+      const int oc1 = min_i(g->oc, oc0 + EB_BPACK_OC_ALIGN * (1 + rnd(2)));
+      if (bits) k->kbit_tile(g, bits, x, packed, acc, r0, r1, oc0, oc1);
+      else k->bconv_tile(g, pad_value, x, packed, acc, r0, r1, oc0, oc1);
+      oc0 = oc1;
+    }
+    r0 = r1;
+  }
+}
+
 static const int CHANNELS[] = {1, 3, 63, 64, 65, 130, 257};
 #define N_CH ((int)(sizeof CHANNELS / sizeof CHANNELS[0]))
 
-static void test_bconv_case(int ic, int stride, int dil, int pad_value) {
+/* Random window geometry with ic input channels (output size implied by the pads). */
+static eb_conv_geom random_geom(int ic, int stride, int dil, int max_oc) {
   eb_conv_geom g;
   memset(&g, 0, sizeof g);
   g.n = 1 + rnd(2);
   g.ic = ic;
-  g.oc = 1 + rnd(9); /* covers the 4-channel blocks and their tails */
   g.kh = 1 + rnd(3);
   g.kw = 1 + rnd(3);
   g.sh = stride;
@@ -80,7 +112,14 @@ static void test_bconv_case(int ic, int stride, int dil, int pad_value) {
   if (g.iw + g.pl + pr < span_w) g.iw = span_w;
   g.oh = (g.ih + g.pt + pb - span_h) / g.sh + 1;
   g.ow = (g.iw + g.pl + pr - span_w) / g.sw + 1;
+  g.oc = 1 + rnd(max_oc);
+  return g;
+}
 
+static void test_bconv_case(int ic, int stride, int dil, int pad_value) {
+  /* up to 70 channels: one and several 32-channel groups, with tails */
+  eb_conv_geom g = random_geom(ic, stride, dil, rnd(4) ? 9 : 70);
+  const int pb = 0, pr = 0; /* only reported: random_geom drew them */
   const size_t wpr = eb_words((size_t)ic);
   const size_t xpix = (size_t)g.n * g.ih * g.iw, taps = (size_t)g.oc * g.kh * g.kw;
   const size_t nacc = (size_t)g.n * g.oh * g.ow * g.oc;
@@ -94,19 +133,24 @@ static void test_bconv_case(int ic, int stride, int dil, int pad_value) {
   eb_ref_bconv2d_acc(&g, pad_value, xb, wb, ref);
   CHECK(!memcmp(ref, want, nacc * 4), "ref bconv != naive: ic=%d k=%dx%d s=%d,%d d=%d,%d pad=%d,%d,%d,%d pv=%d", ic,
         g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl, pb, pr, pad_value);
+  void *packed = packed_of(g.oc, g.kh, g.kw, ic, 1, wb);
   int nk;
   const eb_bin_kernels *ks = eb_kernels_list(&nk);
   for (int i = 1; i < nk; i++) {
     memset(got, 0xa5, nacc * 4); /* a sentinel: unwritten outputs cannot match by luck */
-    ks[i].bconv2d_acc(&g, pad_value, xb, wb, got);
+    eb_bin_conv(NULL, &ks[i], &g, pad_value, xb, wb, packed, got);
     CHECK(!memcmp(got, ref, nacc * 4), "%s bconv != ref: n=%d ic=%d oc=%d in=%dx%d k=%dx%d s=%d,%d d=%d,%d pad=%d,%d,%d,%d pv=%d",
           ks[i].name, g.n, ic, g.oc, g.ih, g.iw, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl, pb, pr, pad_value);
+    memset(got, 0xa5, nacc * 4);
+    conv_by_tiles(&ks[i], &g, pad_value, 0, xb, packed, got);
+    CHECK(!memcmp(got, ref, nacc * 4), "%s bconv tiles != ref: ic=%d oc=%d", ks[i].name, ic, g.oc);
   }
+  free(packed);
   free(xv); free(wv); free(xb); free(wb); free(want); free(ref); free(got);
 }
 
 static void test_bfc_case(int k) {
-  const int n = 1 + rnd(3), o = 1 + rnd(11);
+  const int n = 1 + rnd(8), o = 1 + rnd(rnd(2) ? 11 : 100);
   const size_t wpr = eb_words((size_t)k);
   int8_t *xv = malloc((size_t)n * k), *wv = malloc((size_t)o * k);
   uint64_t *xb = malloc(n * wpr * 8), *wb = malloc(o * wpr * 8);
@@ -121,14 +165,208 @@ static void test_bfc_case(int k) {
     }
   eb_ref_bfc_acc(n, k, o, xb, wb, ref);
   CHECK(!memcmp(ref, want, (size_t)n * o * 4), "ref bfc != naive: n=%d k=%d o=%d", n, k, o);
+  void *packed = packed_of(o, 1, 1, k, 1, wb);
   int nk;
   const eb_bin_kernels *ks = eb_kernels_list(&nk);
   for (int i = 1; i < nk; i++) {
     memset(got, 0xa5, (size_t)n * o * 4);
-    ks[i].bfc_acc(n, k, o, xb, wb, got);
+    eb_bin_fc(NULL, &ks[i], n, k, o, xb, wb, packed, got);
     CHECK(!memcmp(got, ref, (size_t)n * o * 4), "%s bfc != ref: n=%d k=%d o=%d", ks[i].name, n, k, o);
   }
+  free(packed);
   free(xv); free(wv); free(xb); free(wb); free(want); free(ref); free(got);
+}
+
+
+/* Floats around the HWGQ / sign thresholds: exact ties, zeros of both signs, NaN. */
+static float random_float(void) {
+  switch (rnd(16)) {
+    case 0: return 0.0f;
+    case 1: return -0.0f;
+    case 2: return NAN;
+    case 3: return 0.25f * (float)(rnd(9) - 2); /* exact multiples of the step */
+    default: return (float)((int)(rnd64() % 20001) - 8000) / 4000.0f;
+  }
+}
+
+static void random_floats(size_t n, float *v) {
+  for (size_t i = 0; i < n; i++) v[i] = random_float();
+}
+
+static void random_words(size_t rows, int c, uint64_t *w) {
+  int8_t *tmp = malloc(rows * (size_t)c + 1);
+  random_bits(rows, c, tmp, w);
+  free(tmp);
+}
+
+static void test_kbit_case(int ic, int stride, int dil) {
+  eb_conv_geom g = random_geom(ic, stride, dil, rnd(3) ? 9 : 40);
+  const int bits = 1 + rnd(4);
+  const float step = 0.25f;
+  const size_t xn = (size_t)g.n * g.ih * g.iw * ic, taps = (size_t)g.oc * g.kh * g.kw;
+  const size_t nacc = (size_t)g.n * g.oh * g.ow * g.oc, sb = eb_ref_kbit_scratch(&g, bits);
+  float *x = malloc(xn * 4);
+  uint64_t *wb = malloc(taps * eb_words((size_t)ic) * 8), *scratch = malloc(sb + 8);
+  int32_t *ref = malloc(nacc * 4), *got = malloc(nacc * 4);
+  random_floats(xn, x);
+  random_words(taps, ic, wb);
+  eb_ref_kbit_conv2d_acc(&g, bits, step, x, wb, ref, scratch);
+  void *packed = packed_of(g.oc, g.kh, g.kw, ic, bits, wb);
+  int nk;
+  const eb_bin_kernels *ks = eb_kernels_list(&nk);
+  for (int i = 1; i < nk; i++) {
+    memset(got, 0xa5, nacc * 4);
+    eb_bin_kbit(NULL, &ks[i], &g, bits, step, x, wb, packed, got, scratch);
+    CHECK(!memcmp(got, ref, nacc * 4), "%s kbit != ref: bits=%d ic=%d oc=%d k=%dx%d s=%d,%d d=%d,%d", ks[i].name, bits,
+          ic, g.oc, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw);
+    memset(got, 0xa5, nacc * 4);
+    conv_by_tiles(&ks[i], &g, 0, bits, scratch, packed, got); /* scratch still holds the planes */
+    CHECK(!memcmp(got, ref, nacc * 4), "%s kbit tiles != ref: bits=%d ic=%d oc=%d", ks[i].name, bits, ic, g.oc);
+  }
+  free(packed); free(x); free(wb); free(scratch); free(ref); free(got);
+}
+
+static void test_horq_case(int ic, int stride, int dil) {
+  eb_conv_geom g = random_geom(ic, stride, dil, rnd(3) ? 9 : 40);
+  const int order = 1 + rnd(6);
+  const size_t xn = (size_t)g.n * g.ih * g.iw * ic, taps = (size_t)g.oc * g.kh * g.kw;
+  const size_t pix = (size_t)g.n * g.oh * g.ow, nacc = pix * order * g.oc;
+  float *x = malloc(xn * 4), *bref = malloc(pix * order * 4), *bgot = malloc(pix * order * 4);
+  uint64_t *wb = malloc(taps * eb_words((size_t)ic) * 8);
+  void *scratch = aligned_alloc(64, eb_bin_horq_scratch(&g, order));
+  int32_t *ref = malloc(nacc * 4), *got = malloc(nacc * 4);
+  random_floats(xn, x);
+  for (size_t i = 0; i < xn; i++)
+    if (isnan(x[i])) x[i] = 1.5f; /* NaN poisons beta; the float path is the reference's either way */
+  random_words(taps, ic, wb);
+  eb_ref_horq_conv2d_acc(&g, order, x, wb, ref, bref, scratch);
+  void *packed = packed_of(g.oc, g.kh, g.kw, ic, 1, wb);
+  int nk;
+  const eb_bin_kernels *ks = eb_kernels_list(&nk);
+  for (int i = 1; i < nk; i++) {
+    memset(got, 0xa5, nacc * 4);
+    memset(bgot, 0xa5, pix * order * 4);
+    eb_bin_horq(NULL, &ks[i], &g, order, x, wb, packed, got, bgot, scratch);
+    CHECK(!memcmp(got, ref, nacc * 4) && !memcmp(bgot, bref, pix * order * 4),
+          "%s horq != ref: order=%d ic=%d oc=%d k=%dx%d", ks[i].name, order, ic, g.oc, g.kh, g.kw);
+  }
+  free(packed); free(x); free(bref); free(bgot); free(wb); free(scratch); free(ref); free(got);
+}
+
+static void test_rows_case(int c) {
+  const size_t rows = 1 + (size_t)rnd(5), wpr = eb_words((size_t)c);
+  float *x = malloc(rows * c * 4), *thr = malloc((size_t)c * 4);
+  int32_t *acc = malloc(rows * c * 4), *ithr = malloc((size_t)c * 4), *dir = malloc((size_t)c * 4);
+  uint64_t *ref = malloc(rows * wpr * 8), *got = malloc(rows * wpr * 8);
+  random_floats(rows * c, x);
+  random_floats((size_t)c, thr);
+  for (size_t i = 0; i < rows * (size_t)c; i++) acc[i] = rnd(21) - 10;
+  for (int j = 0; j < c; j++) {
+    ithr[j] = rnd(21) - 10;
+    dir[j] = rnd(2) ? 1 : -1;
+  }
+  int nk;
+  const eb_bin_kernels *ks = eb_kernels_list(&nk);
+  for (int with_thr = 0; with_thr <= 1; with_thr++) {
+    eb_ref_pack_f32(rows, c, x, with_thr ? thr : NULL, ref);
+    for (int i = 1; i < nk; i++) {
+      memset(got, 0xa5, rows * wpr * 8);
+      ks[i].pack_f32(rows, c, x, with_thr ? thr : NULL, got);
+      CHECK(!memcmp(got, ref, rows * wpr * 8), "%s pack_f32 != ref: rows=%zu c=%d thr=%d", ks[i].name, rows, c, with_thr);
+    }
+  }
+  eb_ref_acc_to_bits(rows, c, acc, ithr, dir, ref);
+  for (int i = 1; i < nk; i++) {
+    memset(got, 0xa5, rows * wpr * 8);
+    ks[i].acc_to_bits(rows, c, acc, ithr, dir, got);
+    CHECK(!memcmp(got, ref, rows * wpr * 8), "%s acc_to_bits != ref: rows=%zu c=%d", ks[i].name, rows, c);
+  }
+  free(x); free(thr); free(acc); free(ithr); free(dir); free(ref); free(got);
+}
+
+static void test_bmaxpool_case(int ic, int stride) {
+  eb_conv_geom g = random_geom(ic, stride, 1, 1);
+  g.dw = 1; /* pooling has no dilation */
+  const int span_w = g.kw, pr = rnd(span_w);
+  if (g.pl >= span_w) g.pl = span_w - 1;
+  if (g.iw + g.pl + pr < span_w) g.iw = span_w;
+  g.ow = (g.iw + g.pl + pr - span_w) / g.sw + 1;
+  g.oc = ic;
+  const size_t wpr = eb_words((size_t)ic), ny = (size_t)g.n * g.oh * g.ow * wpr;
+  uint64_t *x = malloc((size_t)g.n * g.ih * g.iw * wpr * 8), *ref = malloc(ny * 8), *got = malloc(ny * 8);
+  random_words((size_t)g.n * g.ih * g.iw, ic, x);
+  eb_ref_bmaxpool(&g, x, ref);
+  int nk;
+  const eb_bin_kernels *ks = eb_kernels_list(&nk);
+  for (int i = 1; i < nk; i++) {
+    memset(got, 0xa5, ny * 8);
+    eb_bin_maxpool(NULL, &ks[i], &g, x, got);
+    CHECK(!memcmp(got, ref, ny * 8), "%s bmaxpool != ref: ic=%d k=%dx%d s=%d,%d", ks[i].name, ic, g.kh, g.kw, g.sh, g.sw);
+  }
+  free(x); free(ref); free(got);
+}
+
+/* Larger layers through the threaded ops: 1, 2, 3 and 4 threads, same bytes
+ * (and the same as ref). Without pthreadpool in the build the pools are NULL and
+ * this checks the single-threaded path only. */
+static void test_threads(void) {
+  int nk;
+  const eb_bin_kernels *ks = eb_kernels_list(&nk);
+  const eb_bin_kernels *best = &ks[nk - 1];
+  eb_conv_geom g = {1, 9, 11, 130, 9, 11, 100, 3, 3, 1, 1, 1, 1, 1, 1, 1};
+  const size_t wpr = eb_words(130), nx = (size_t)9 * 11 * wpr, nacc = (size_t)9 * 11 * 100;
+  uint64_t *x = malloc(nx * 8), *w = malloc((size_t)100 * 9 * wpr * 8), *bits1 = malloc(99 * 2 * 8), *bitsn = malloc(99 * 2 * 8);
+  int32_t *ref = malloc(nacc * 4), *got = malloc(nacc * 4), *thr = malloc(100 * 4), *dir = malloc(100 * 4);
+  float *xf = malloc((size_t)9 * 11 * 130 * 4), *beta1 = malloc(99 * 3 * 4), *betan = malloc(99 * 3 * 4);
+  int32_t *h1 = malloc(nacc * 3 * 4), *hn = malloc(nacc * 3 * 4);
+  uint64_t *scratch = malloc(eb_ref_kbit_scratch(&g, 2) + 8);
+  void *hscratch = aligned_alloc(64, eb_bin_horq_scratch(&g, 3));
+  random_words((size_t)9 * 11, 130, x);
+  random_words((size_t)100 * 9, 130, w);
+  random_floats((size_t)9 * 11 * 130, xf);
+  for (int j = 0; j < 100; j++) {
+    thr[j] = rnd(41) - 20;
+    dir[j] = rnd(2) ? 1 : -1;
+  }
+  void *packed = packed_of(100, 3, 3, 130, 1, w), *kpacked = packed_of(100, 3, 3, 130, 2, w);
+  eb_ref_bconv2d_acc(&g, 0, x, w, ref);
+  eb_ref_acc_to_bits(99, 100, ref, thr, dir, bits1);
+  for (int t = 1; t <= 4; t++) {
+    eb_pool *pool = eb_pool_create(t);
+    memset(got, 0xa5, nacc * 4);
+    eb_bin_conv(pool, best, &g, 0, x, w, packed, got);
+    CHECK(!memcmp(got, ref, nacc * 4), "%s bconv with %d threads != ref", best->name, t);
+    eb_bin_to_bits(pool, best, 99, 100, got, thr, dir, bitsn);
+    CHECK(!memcmp(bitsn, bits1, 99 * 2 * 8), "%s acc_to_bits with %d threads differs", best->name, t);
+    eb_pool_free(pool);
+  }
+  /* FC 1 x 1430 -> 100, K-bit and HORQ: compare each thread count with 1 thread */
+  {
+    int32_t *f1 = malloc(100 * 4), *fn = malloc(100 * 4);
+    uint64_t *wf = malloc((size_t)100 * eb_words(1430) * 8);
+    random_words(100, 1430, wf);
+    void *fp = packed_of(100, 1, 1, 1430, 1, wf);
+    eb_ref_bfc_acc(1, 1430, 100, x, wf, f1);
+    eb_ref_kbit_conv2d_acc(&g, 2, 0.25f, xf, w, ref, scratch);
+    eb_pool *p1 = eb_pool_create(1);
+    eb_bin_horq(p1, best, &g, 3, xf, w, packed, h1, beta1, hscratch);
+    eb_pool_free(p1);
+    for (int t = 1; t <= 4; t++) {
+      eb_pool *pool = eb_pool_create(t);
+      eb_bin_fc(pool, best, 1, 1430, 100, x, wf, fp, fn);
+      CHECK(!memcmp(fn, f1, 100 * 4), "%s bfc with %d threads != ref", best->name, t);
+      memset(got, 0xa5, nacc * 4);
+      eb_bin_kbit(pool, best, &g, 2, 0.25f, xf, w, kpacked, got, scratch);
+      CHECK(!memcmp(got, ref, nacc * 4), "%s kbit with %d threads != ref", best->name, t);
+      eb_bin_horq(pool, best, &g, 3, xf, w, packed, hn, betan, hscratch);
+      CHECK(!memcmp(hn, h1, nacc * 3 * 4) && !memcmp(betan, beta1, 99 * 3 * 4), "%s horq with %d threads differs",
+            best->name, t);
+      eb_pool_free(pool);
+    }
+    free(f1); free(fn); free(wf); free(fp);
+  }
+  free(packed); free(kpacked); free(x); free(w); free(bits1); free(bitsn); free(ref); free(got); free(thr); free(dir);
+  free(xf); free(beta1); free(betan); free(h1); free(hn); free(scratch); free(hscratch);
 }
 
 int main(void) {
@@ -145,6 +383,18 @@ int main(void) {
           for (int rep = 0; rep < 3; rep++) test_bconv_case(CHANNELS[c], stride, dil, pv);
   for (int c = 0; c < N_CH; c++)
     for (int rep = 0; rep < 4; rep++) test_bfc_case(CHANNELS[c] * (1 + rep % 2));
+  for (int c = 0; c < N_CH; c++)
+    for (int stride = 1; stride <= 2; stride++)
+      for (int dil = 1; dil <= 2; dil++) {
+        test_kbit_case(CHANNELS[c], stride, dil);
+        test_horq_case(CHANNELS[c], stride, dil);
+      }
+  for (int c = 0; c < N_CH; c++)
+    for (int rep = 0; rep < 3; rep++) {
+      test_rows_case(CHANNELS[c] * (1 + rep));
+      test_bmaxpool_case(CHANNELS[c], 1 + rep % 2);
+    }
+  test_threads();
   printf("%d passed, %d failed\n", checks - failures, failures);
   return failures != 0;
 }

@@ -1,0 +1,408 @@
+/*
+ * Body of the fast binary kernels (contracts in kernels.h), written once over a
+ * handful of vector operations that each ISA file defines before including it:
+ *
+ *   EB_ISA(name)       symbol prefix, e.g. eb_avx512_##name
+ *   EB_VL              64-bit lanes per vector (1 scalar, 2 NEON, 4 AVX2, 8 AVX-512)
+ *   EB_OB, EB_P        register tile: EB_OB blocks of 8 output channels x EB_P pixels
+ *   eb_vd, eb_va       data vector (EB_VL words) and popcount accumulator
+ *   EB_VA_ZERO()       zero accumulator
+ *   EB_VD_LOAD(p)      EB_VL words from p (unaligned)
+ *   EB_VD_BCAST(u)     one word in every lane
+ *   EB_VA_XOR(a,x,w)   a + popcount(x ^ w) per lane;  EB_VA_AND(a,x,w): x & w
+ *   EB_VA_FLUSH(a,dst) dst[0..EB_VL) += the lane counts (uint32)
+ *   EB_MAX_STEPS       words an accumulator can take before it must be flushed
+ * and optionally EB_PACK64(x, thr) / EB_BITS64(acc, thr, dir) for one full
+ * output word of SIGN_PACK / the thresholded output stage.
+ *
+ * The micro-kernel: lanes run along output channels (bpack.h layout), so each
+ * input word is broadcast once and xor-ed with EB_OB*8 channels' words, and
+ * each weight vector is reused by EB_P pixels: EB_P*EB_OB*8/EB_VL independent
+ * accumulator chains per step, no horizontal sums. Pixels reach their taps
+ * through pointers (an indirect convolution): a tap in the padding points at
+ * the packed zero words, so borders run the same inner loop as the interior
+ * and zero padding is an exact correction after it (wsum).
+ */
+#include <math.h>
+#include <string.h>
+
+#include "kernels.h"
+
+#define EB_NV (8 / EB_VL)
+#define EB_NW (EB_OB * EB_NV)
+#define EB_OG (EB_OB * 8)   /* output channels per register tile */
+#define EB_TAPCHUNK 64      /* taps whose pointers are built at a time */
+
+#if defined(__GNUC__) && !defined(__clang__)
+#define EB_UNROLL _Pragma("GCC unroll 48")
+#elif defined(__clang__)
+#define EB_UNROLL _Pragma("unroll")
+#else
+#define EB_UNROLL
+#endif
+#if defined(__GNUC__) || defined(__clang__)
+#define EB_INLINE static inline __attribute__((always_inline))
+#else
+#define EB_INLINE static inline
+#endif
+
+static inline int EB_ISA(pc64)(uint64_t v) {
+#if defined(__GNUC__) || defined(__clang__)
+  return __builtin_popcountll((unsigned long long)v);
+#else
+  v = v - ((v >> 1) & UINT64_C(0x5555555555555555));
+  v = (v & UINT64_C(0x3333333333333333)) + ((v >> 2) & UINT64_C(0x3333333333333333));
+  v = (v + (v >> 4)) & UINT64_C(0x0f0f0f0f0f0f0f0f);
+  return (int)((v * UINT64_C(0x0101010101010101)) >> 56);
+#endif
+}
+
+/* cnt[p][j] += sum over taps t < nt and words k of popcount(op(ptrs[t][p][k], w)),
+ * w the EB_OG channels' word k of tap t. P and and_op are constants at every
+ * call, so the accumulator array lives in registers. */
+EB_INLINE void EB_ISA(core)(const int P, const int and_op, int nt, size_t wpr, const uint64_t *const *ptrs,
+                            const uint64_t *wb, size_t bstride, uint32_t (*cnt)[EB_OG]) {
+  eb_va acc[EB_P][EB_NW];
+  EB_UNROLL for (int p = 0; p < P; ++p) EB_UNROLL for (int j = 0; j < EB_NW; ++j) acc[p][j] = EB_VA_ZERO();
+  size_t used = 0;
+  for (int t = 0; t < nt; ++t) {
+    const uint64_t *wt = wb + (size_t)t * wpr * 8;
+    const uint64_t *xp[EB_P];
+    EB_UNROLL for (int p = 0; p < P; ++p) xp[p] = ptrs[t * EB_P + p];
+    size_t k = 0;
+    while (k < wpr) {
+      if (used == (size_t)EB_MAX_STEPS) { /* narrow accumulators (NEON): spill before they overflow */
+        EB_UNROLL for (int p = 0; p < P; ++p) EB_UNROLL for (int j = 0; j < EB_NW; ++j) {
+          EB_VA_FLUSH(acc[p][j], &cnt[p][j * EB_VL]);
+          acc[p][j] = EB_VA_ZERO();
+        }
+        used = 0;
+      }
+      const size_t room = (size_t)EB_MAX_STEPS - used;
+      const size_t end = wpr - k > room ? k + room : wpr;
+      used += end - k;
+      for (; k < end; ++k) {
+        eb_vd w[EB_NW];
+        EB_UNROLL for (int j = 0; j < EB_NW; ++j)
+          w[j] = EB_VD_LOAD(wt + (size_t)(j / EB_NV) * bstride + k * 8 + (size_t)(j % EB_NV) * EB_VL);
+        EB_UNROLL for (int p = 0; p < P; ++p) {
+          const eb_vd b = EB_VD_BCAST(xp[p][k]);
+          EB_UNROLL for (int j = 0; j < EB_NW; ++j) acc[p][j] = and_op ? EB_VA_AND(acc[p][j], b, w[j])
+                                                                        : EB_VA_XOR(acc[p][j], b, w[j]);
+        }
+      }
+    }
+  }
+  EB_UNROLL for (int p = 0; p < P; ++p) EB_UNROLL for (int j = 0; j < EB_NW; ++j)
+    EB_VA_FLUSH(acc[p][j], &cnt[p][j * EB_VL]);
+}
+
+#define EB_CORE_CASE(n)                                                                                       \
+  case n:                                                                                                     \
+    if (and_op) EB_ISA(core)(n, 1, nt, wpr, ptrs, wb, bstride, cnt);                                          \
+    else EB_ISA(core)(n, 0, nt, wpr, ptrs, wb, bstride, cnt);                                                 \
+    break;
+
+/* One instantiation per pixel count, so a row's last few pixels cost only their share. */
+static void EB_ISA(core_n)(int P, int and_op, int nt, size_t wpr, const uint64_t *const *ptrs, const uint64_t *wb,
+                           size_t bstride, uint32_t (*cnt)[EB_OG]) {
+  switch (P) {
+    EB_CORE_CASE(1)
+#if EB_P >= 2
+    EB_CORE_CASE(2)
+#endif
+#if EB_P >= 3
+    EB_CORE_CASE(3)
+#endif
+#if EB_P >= 4
+    EB_CORE_CASE(4)
+#endif
+#if EB_P >= 5
+    EB_CORE_CASE(5)
+#endif
+#if EB_P >= 6
+    EB_CORE_CASE(6)
+#endif
+#if EB_P >= 7
+#error "EB_P > 6 needs more cases"
+#endif
+    default: break;
+  }
+}
+
+/* Tap pointers for pixels ox0..ox0+P-1 of row (n, oy), taps t0..t0+nt-1, plane
+ * offset `off` words: the input pixel's words, or the zero words when the tap
+ * falls in the padding. */
+static void EB_ISA(tap_ptrs)(const eb_conv_geom *g, const uint64_t *x, size_t xps, size_t off, const uint64_t *zero,
+                             int n, int oy, int ox0, int P, int t0, int nt, const uint64_t **ptrs) {
+  for (int t = t0; t < t0 + nt; ++t) {
+    const int ky = t / g->kw, kx = t % g->kw;
+    const int iy = oy * g->sh - g->pt + ky * g->dh;
+    const int rin = iy >= 0 && iy < g->ih;
+    const uint64_t *rowp = x + ((size_t)n * (size_t)g->ih + (size_t)(rin ? iy : 0)) * (size_t)g->iw * xps + off;
+    const uint64_t **tp = ptrs + (size_t)(t - t0) * EB_P;
+    for (int p = 0; p < P; ++p) {
+      const int ix = (ox0 + p) * g->sw - g->pl + kx * g->dw;
+      tp[p] = rin && ix >= 0 && ix < g->iw ? rowp + (size_t)ix * xps : zero;
+    }
+  }
+}
+
+/* Interior output range along one axis: [lo, hi) have their whole window inside. */
+static void EB_ISA(interior)(int out, int in, int stride, int pad, int span, int *lo, int *hi) {
+  const int a = (pad + stride - 1) / stride; /* o*stride - pad >= 0 */
+  const int room = in + pad - span;          /* o*stride - pad + span <= in */
+  const int b = room < 0 ? 0 : room / stride + 1;
+  *lo = a < out ? a : out;
+  *hi = b < out ? b : out;
+}
+
+/* tap_ptrs for a block whose every window lies inside the input: no checks. */
+static void EB_ISA(tap_ptrs_inside)(const eb_conv_geom *g, const uint64_t *x, size_t xps, size_t off, int n, int oy,
+                                    int ox0, int P, int t0, int nt, const uint64_t **ptrs) {
+  const uint64_t *base = x + (((size_t)n * (size_t)g->ih + (size_t)(oy * g->sh - g->pt)) * (size_t)g->iw +
+                              (size_t)(ox0 * g->sw - g->pl)) * xps + off;
+  const size_t pstep = (size_t)g->sw * xps;
+  for (int t = t0; t < t0 + nt; ++t) {
+    const int ky = t / g->kw, kx = t % g->kw;
+    const uint64_t *tb = base + ((size_t)ky * (size_t)g->dh * (size_t)g->iw + (size_t)kx * (size_t)g->dw) * xps;
+    const uint64_t **tp = ptrs + (size_t)(t - t0) * EB_P;
+    for (int p = 0; p < P; ++p) tp[p] = tb + (size_t)p * pstep;
+  }
+}
+
+static int EB_ISA(tap_inside)(const eb_conv_geom *g, int oy, int ox, int t) {
+  const int iy = oy * g->sh - g->pt + (t / g->kw) * g->dh, ix = ox * g->sw - g->pl + (t % g->kw) * g->dw;
+  return iy >= 0 && iy < g->ih && ix >= 0 && ix < g->iw;
+}
+
+/* Popcount of plane words (at off) of input pixel (n, iy, ix), over the taps inside. */
+static int32_t EB_ISA(plane_ones)(const eb_conv_geom *g, const uint64_t *x, size_t xps, size_t off, size_t wpr, int n,
+                                  int oy, int ox) {
+  int32_t s = 0;
+  const int taps = g->kh * g->kw;
+  for (int t = 0; t < taps; ++t) {
+    if (!EB_ISA(tap_inside)(g, oy, ox, t)) continue;
+    const int iy = oy * g->sh - g->pt + (t / g->kw) * g->dh, ix = ox * g->sw - g->pl + (t % g->kw) * g->dw;
+    const uint64_t *xp = x + (((size_t)n * (size_t)g->ih + (size_t)iy) * (size_t)g->iw + (size_t)ix) * xps + off;
+    for (size_t k = 0; k < wpr; ++k) s += EB_ISA(pc64)(xp[k]);
+  }
+  return s;
+}
+
+/* Shared by the xor conv (bits == 0) and the K-bit conv (bits planes, and-popcount). */
+static void EB_ISA(conv_tile)(const eb_conv_geom *g, int pad_value, int bits, const uint64_t *x, const void *packed,
+                              int32_t *acc, int r0, int r1, int oc0, int oc1) {
+  const int taps = g->kh * g->kw, planes = bits ? bits : 1;
+  const eb_bpack_view pv = eb_bpack_view_of(packed, g->oc, taps, g->ic, planes);
+  const size_t wpr = pv.wpr, xps = (size_t)planes * wpr;
+  const int32_t full = taps * g->ic;
+  const uint64_t *ptrs[EB_TAPCHUNK * EB_P];
+  uint32_t cnt[EB_P][EB_OG];
+  int32_t tot[EB_P][EB_OG];
+  int y_lo, y_hi, x_lo, x_hi;
+  EB_ISA(interior)(g->oh, g->ih, g->sh, g->pt, (g->kh - 1) * g->dh + 1, &y_lo, &y_hi);
+  EB_ISA(interior)(g->ow, g->iw, g->sw, g->pl, (g->kw - 1) * g->dw + 1, &x_lo, &x_hi);
+  for (int og = oc0; og < oc1; og += EB_OG) {
+    const int on = oc1 - og < EB_OG ? oc1 - og : EB_OG;
+    const uint64_t *wg = pv.w + (size_t)(og / 8) * pv.bstride;
+    for (int r = r0; r < r1; ++r) {
+      const int n = r / g->oh, oy = r % g->oh;
+      const int row_in = oy >= y_lo && oy < y_hi;
+      for (int ox0 = 0; ox0 < g->ow; ox0 += EB_P) {
+        const int P = g->ow - ox0 < EB_P ? g->ow - ox0 : EB_P;
+        const int block_in = row_in && ox0 >= x_lo && ox0 + P <= x_hi;
+        for (int j = 0; j < planes; ++j) {
+          memset(cnt, 0, sizeof cnt);
+          if (block_in && g->dw == 1 && planes == 1 && g->kh <= EB_TAPCHUNK) {
+            /* dilation 1 inside the input, one plane: the kw taps of a window row are one run of
+             * kw*wpr words in the input and in the packed filter, so a row is one
+             * long tap and the per-tap overhead drops kw-fold */
+            for (int ky = 0; ky < g->kh; ++ky) EB_ISA(tap_ptrs_inside)(g, x, xps, (size_t)j * wpr, n, oy, ox0, P,
+                                                                          ky * g->kw, 1, ptrs + (size_t)ky * EB_P);
+            EB_ISA(core_n)(P, bits != 0, g->kh, (size_t)g->kw * wpr, ptrs, wg, pv.bstride, cnt);
+          } else
+          for (int t0 = 0; t0 < taps; t0 += EB_TAPCHUNK) {
+            const int nt = taps - t0 < EB_TAPCHUNK ? taps - t0 : EB_TAPCHUNK;
+            if (block_in) EB_ISA(tap_ptrs_inside)(g, x, xps, (size_t)j * wpr, n, oy, ox0, P, t0, nt, ptrs);
+            else EB_ISA(tap_ptrs)(g, x, xps, (size_t)j * wpr, pv.zero, n, oy, ox0, P, t0, nt, ptrs);
+            EB_ISA(core_n)(P, bits != 0, nt, wpr, ptrs, wg + (size_t)t0 * wpr * 8, pv.bstride, cnt);
+          }
+          for (int p = 0; p < P; ++p) {
+            const int ox = ox0 + p;
+            if (!bits) { /* xor: dot = taps*ic - 2*mismatches, with every tap read as +1 in the padding */
+              for (int c = 0; c < on; ++c) tot[p][c] = full - 2 * (int32_t)cnt[p][c];
+              if (!pad_value && !(row_in && ox >= x_lo && ox < x_hi))
+                for (int t = 0; t < taps; ++t)
+                  if (!EB_ISA(tap_inside)(g, oy, ox, t)) {
+                    const int32_t *ws = pv.wsum + (size_t)t * (size_t)pv.ocp + (size_t)og;
+                    for (int c = 0; c < on; ++c) tot[p][c] -= ws[c];
+                  }
+            } else { /* plane j: 2^j * (ones(a_j) - 2*popcount(a_j & w)) */
+              const int32_t ones = EB_ISA(plane_ones)(g, x, xps, (size_t)j * wpr, wpr, n, oy, ox);
+              const int32_t scale = (int32_t)(1u << (unsigned)j);
+              for (int c = 0; c < on; ++c) {
+                const int32_t d = (ones - 2 * (int32_t)cnt[p][c]) * scale;
+                tot[p][c] = j ? tot[p][c] + d : d;
+              }
+            }
+          }
+        }
+        for (int p = 0; p < P; ++p)
+          memcpy(acc + ((size_t)r * (size_t)g->ow + (size_t)(ox0 + p)) * (size_t)g->oc + (size_t)og, tot[p],
+                 (size_t)on * sizeof(int32_t));
+      }
+    }
+  }
+}
+
+void EB_ISA(bconv_tile)(const eb_conv_geom *g, int pad_value, const uint64_t *x, const void *packed, int32_t *acc,
+                        int r0, int r1, int oc0, int oc1) {
+  EB_ISA(conv_tile)(g, pad_value, 0, x, packed, acc, r0, r1, oc0, oc1);
+}
+
+void EB_ISA(kbit_tile)(const eb_conv_geom *g, int bits, const uint64_t *planes, const void *packed, int32_t *acc,
+                       int r0, int r1, int oc0, int oc1) {
+  EB_ISA(conv_tile)(g, 0, bits, planes, packed, acc, r0, r1, oc0, oc1);
+}
+
+/* HORQ: the residual expansion is the reference's float code, step for step (the
+ * same sums in the same order, so beta and the signs match bit for bit); the
+ * order sign patches then go through the micro-kernel as order "pixels". */
+void EB_ISA(horq_tile)(const eb_conv_geom *g, int order, const float *x, const void *packed, int32_t *acc,
+                       float *beta, void *scratch, int r0, int r1) {
+  const int taps = g->kh * g->kw;
+  const eb_bpack_view pv = eb_bpack_view_of(packed, g->oc, taps, g->ic, 1);
+  const size_t wpr = pv.wpr, wpf = (size_t)taps * wpr, plen = (size_t)taps * (size_t)g->ic;
+  const int32_t plen_i = (int32_t)plen;
+  uint64_t *hb = (uint64_t *)scratch;
+  float *res = (float *)(hb + (size_t)order * wpf);
+  const uint64_t *ptrs[EB_TAPCHUNK * EB_P];
+  uint32_t cnt[EB_P][EB_OG];
+  for (int r = r0; r < r1; ++r) {
+    const int n = r / g->oh, oy = r % g->oh;
+    for (int ox = 0; ox < g->ow; ++ox) {
+      const size_t pix = (size_t)r * (size_t)g->ow + (size_t)ox;
+      for (int t = 0; t < taps; ++t) {
+        const int ky = t / g->kw, kx = t % g->kw;
+        const int iy = oy * g->sh - g->pt + ky * g->dh, ix = ox * g->sw - g->pl + kx * g->dw;
+        float *rp = res + (size_t)t * (size_t)g->ic;
+        if (iy >= 0 && iy < g->ih && ix >= 0 && ix < g->iw)
+          memcpy(rp, x + (((size_t)n * (size_t)g->ih + (size_t)iy) * (size_t)g->iw + (size_t)ix) * (size_t)g->ic,
+                 (size_t)g->ic * sizeof(float));
+        else
+          for (int c = 0; c < g->ic; ++c) rp[c] = 0.0f;
+      }
+      for (int i = 0; i < order; ++i) {
+        uint64_t *hi = hb + (size_t)i * wpf;
+        float s = 0.0f;
+        for (size_t t = 0; t < plen; ++t) s += fabsf(res[t]);
+        const float b = s / (float)plen;
+        memset(hi, 0, wpf * sizeof(uint64_t));
+        for (int t = 0; t < taps; ++t) {
+          float *rp = res + (size_t)t * (size_t)g->ic;
+          uint64_t *hp = hi + (size_t)t * wpr;
+          for (int c = 0; c < g->ic; ++c) {
+            if (rp[c] < 0.0f) {
+              hp[c / 64] |= (uint64_t)1 << (unsigned)(c % 64);
+              rp[c] = rp[c] + b;
+            } else {
+              rp[c] = rp[c] - b;
+            }
+          }
+        }
+        beta[pix * (size_t)order + (size_t)i] = b;
+      }
+      for (int og = 0; og < g->oc; og += EB_OG) {
+        const int on = g->oc - og < EB_OG ? g->oc - og : EB_OG;
+        const uint64_t *wg = pv.w + (size_t)(og / 8) * pv.bstride;
+        for (int i0 = 0; i0 < order; i0 += EB_P) {
+          const int P = order - i0 < EB_P ? order - i0 : EB_P;
+          memset(cnt, 0, sizeof cnt);
+          for (int t0 = 0; t0 < taps; t0 += EB_TAPCHUNK) {
+            const int nt = taps - t0 < EB_TAPCHUNK ? taps - t0 : EB_TAPCHUNK;
+            for (int t = 0; t < nt; ++t)
+              for (int p = 0; p < P; ++p) ptrs[t * EB_P + p] = hb + (size_t)(i0 + p) * wpf + (size_t)(t0 + t) * wpr;
+            EB_ISA(core_n)(P, 0, nt, wpr, ptrs, wg + (size_t)t0 * wpr * 8, pv.bstride, cnt);
+          }
+          for (int p = 0; p < P; ++p) {
+            int32_t *ap = acc + (pix * (size_t)order + (size_t)(i0 + p)) * (size_t)g->oc + (size_t)og;
+            for (int c = 0; c < on; ++c) ap[c] = plen_i - 2 * (int32_t)cnt[p][c];
+          }
+        }
+      }
+    }
+  }
+}
+
+/* ---- packing and output stages: one output word at a time --------------------- */
+
+void EB_ISA(pack_f32)(size_t rows, int c, const float *x, const float *thr, uint64_t *y) {
+  const size_t wpr = eb_words((size_t)c);
+  for (size_t r = 0; r < rows; ++r) {
+    const float *xr = x + r * (size_t)c;
+    uint64_t *yr = y + r * wpr;
+    for (size_t k = 0; k < wpr; ++k) {
+      const int j0 = (int)k * 64, jn = c - j0 < 64 ? c - j0 : 64;
+      uint64_t word = 0;
+#if defined(EB_PACK64)
+      if (jn == 64) {
+        yr[k] = EB_PACK64(xr + j0, thr ? thr + j0 : NULL);
+        continue;
+      }
+#endif
+      for (int b = 0; b < jn; ++b) word |= (uint64_t)(xr[j0 + b] < (thr ? thr[j0 + b] : 0.0f)) << (unsigned)b;
+      yr[k] = word;
+    }
+  }
+}
+
+void EB_ISA(acc_to_bits)(size_t rows, int c, const int32_t *acc, const int32_t *thr, const int32_t *dir,
+                         uint64_t *y) {
+  const size_t wpr = eb_words((size_t)c);
+  for (size_t r = 0; r < rows; ++r) {
+    const int32_t *ar = acc + r * (size_t)c;
+    uint64_t *yr = y + r * wpr;
+    for (size_t k = 0; k < wpr; ++k) {
+      const int j0 = (int)k * 64, jn = c - j0 < 64 ? c - j0 : 64;
+      uint64_t word = 0;
+#if defined(EB_BITS64)
+      if (jn == 64) {
+        yr[k] = EB_BITS64(ar + j0, thr + j0, dir + j0);
+        continue;
+      }
+#endif
+      for (int b = 0; b < jn; ++b) {
+        const int32_t a = ar[j0 + b], t = thr[j0 + b], d = dir[j0 + b];
+        word |= (uint64_t)((d > 0 && a < t) || (d < 0 && a > t)) << (unsigned)b;
+      }
+      yr[k] = word;
+    }
+  }
+}
+
+/* Max of +-1 values is the AND of their words: word loops innermost, so the
+ * compiler vectorizes them with this file's ISA. */
+void EB_ISA(bmaxpool_tile)(const eb_conv_geom *g, const uint64_t *x, uint64_t *y, int r0, int r1) {
+  const size_t wpr = eb_words((size_t)g->ic);
+  for (int r = r0; r < r1; ++r) {
+    const int n = r / g->oh, oy = r % g->oh;
+    for (int ox = 0; ox < g->ow; ++ox) {
+      uint64_t *yp = y + ((size_t)r * (size_t)g->ow + (size_t)ox) * wpr;
+      int any = 0;
+      for (size_t k = 0; k < wpr; ++k) yp[k] = ~(uint64_t)0;
+      for (int ky = 0; ky < g->kh; ++ky) {
+        const int iy = oy * g->sh - g->pt + ky * g->dh;
+        if (iy < 0 || iy >= g->ih) continue;
+        for (int kx = 0; kx < g->kw; ++kx) {
+          const int ix = ox * g->sw - g->pl + kx * g->dw;
+          if (ix < 0 || ix >= g->iw) continue;
+          const uint64_t *xp = x + (((size_t)n * (size_t)g->ih + (size_t)iy) * (size_t)g->iw + (size_t)ix) * wpr;
+          for (size_t k = 0; k < wpr; ++k) yp[k] &= xp[k];
+          any = 1;
+        }
+      }
+      if (!any) memset(yp, 0, wpr * sizeof(uint64_t));
+    }
+  }
+}
