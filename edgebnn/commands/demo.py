@@ -58,4 +58,14 @@ def demo(ctx, out_dir: Path, runs: int):
     p90 = float(np.percentile(times, 90))
     click.echo(f"   {runs} runs: median {statistics.median(times) * 1e3:.3f} ms, p90 {p90 * 1e3:.3f} ms, "
                f"min {min(times) * 1e3:.3f} ms")
-    click.echo(f"next: edgebnn run {path} --input <image.png>   |   edgebnn inspect {path} --json")
+    profile_step(path, runs)
+    click.echo(f"next: edgebnn run {path} --input <image.png>   |   edgebnn profile {path} --report profile.html")
+
+
+def profile_step(path: Path, runs: int) -> None:
+    """The demo's last step: a short `edgebnn profile` of the model it just built."""
+    from ..profile import profile
+    from ..profile.report import terminal
+    click.secho("5. profile (edgebnn profile: per-layer times, memory, energy)", bold=True)
+    result = profile(path, "host", runs=min(runs, 20), warmup=2, idle_seconds=0.3)
+    click.echo("\n".join("   " + line for line in terminal(result).splitlines()))
