@@ -57,6 +57,8 @@ def main():
       edgebnn convert model.pt2           PyTorch -> packed .ebnn + a report of what became binary
       edgebnn inspect model.ebnn          layers, dtypes, packed sizes, arena, op counts
       edgebnn run model.ebnn --input x.npy --top 5
+      edgebnn profile model.ebnn --device rpi4b --host pi@pi4.local   latency, memory, energy
+      edgebnn devices                     the boards `profile` knows
 
     Models are .ebnn packed files: 1-bit weights 64 to a word, int8 and fp32, run by a small
     C runtime (libedgebnn, C API in edgebnn.h) that apps can embed.
@@ -64,11 +66,13 @@ def main():
 
 
 def _register():
-    from .commands import convert, demo, inspect, run
+    from .commands import convert, demo, devices, inspect, profile, run
     main.add_command(convert.convert)
     main.add_command(run.run)
     main.add_command(inspect.inspect)
     main.add_command(demo.demo)
+    main.add_command(profile.profile)
+    main.add_command(devices.devices)
 
 
 _register()

@@ -3,7 +3,8 @@
 #   1. C tests under AddressSanitizer + UBSan (ctest)
 #   2. the C tests cross-built for aarch64 and armv7 (32-bit), run under qemu-user
 #   3. the libFuzzer harness on the model loader, for a bounded time (EDGEBNN_FUZZ_SECONDS, default 60)
-#   4. the Python tests (pytest) against the installed package
+#   4. the Python tests (pytest) against the installed package; test_profile_remote.py starts its own
+#      sshd on 127.0.0.1 (openssh-server) and runs the aarch64 edgebnn-bench under qemu-aarch64
 # The README's second command and .ci/run both call this script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +13,7 @@ ROOT=$(pwd)
 SUDO=""
 if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then SUDO=sudo; fi
 APT_PACKAGES=(cmake ninja-build gcc clang python3-pip gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf qemu-user
-  libpthreadpool-dev libxnnpack-dev libcpuinfo-dev)
+  libpthreadpool-dev libxnnpack-dev libcpuinfo-dev openssh-server openssh-client)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

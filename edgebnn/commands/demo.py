@@ -1,8 +1,6 @@
 """`edgebnn demo`: the whole job on a built-in model, on a fresh install, offline."""
 from __future__ import annotations
 
-import statistics
-import time
 from pathlib import Path
 
 import click
@@ -50,7 +48,7 @@ def _convert_pretrained(path: Path) -> bool:
 @click.option("--runs", default=50, show_default=True, type=click.IntRange(1), help="Timed runs.")
 @click.pass_context
 def demo(ctx, out_dir: Path, runs: int):
-    """Convert the shipped pretrained MNIST binary CNN, run it on shipped digits and time it.
+    """Convert the shipped pretrained MNIST binary CNN, run it on shipped digits and profile it.
 
     Offline: the model and the digits ship inside the package. Converting needs PyTorch
     (pip install 'edgebnn[convert]'); without it the demo packs a random-weight binary CNN instead.
@@ -79,15 +77,14 @@ def demo(ctx, out_dir: Path, runs: int):
                        f"({100 * correct / len(xs):.1f} %)")
         elif not trained:
             click.echo("   (random weights: the classes mean nothing)")
-        times = []
-        for _ in range(3):
-            rt.run(xs[0])
-        for _ in range(runs):
-            t0 = time.perf_counter()
-            rt.run(xs[0])
-            times.append(time.perf_counter() - t0)
-    click.secho("4. time (this machine, 1 thread)", bold=True)
-    p90 = float(np.percentile(times, 90))
-    click.echo(f"   {runs} runs: median {statistics.median(times) * 1e3:.3f} ms, p90 {p90 * 1e3:.3f} ms, "
-               f"min {min(times) * 1e3:.3f} ms")
-    click.echo(f"next: edgebnn run {path} --input <image.png>   |   edgebnn inspect {path} --json")
+    profile_step(path, runs)
+    click.echo(f"next: edgebnn run {path} --input <image.png>   |   edgebnn profile {path} --report profile.html")
+
+
+def profile_step(path: Path, runs: int) -> None:
+    """The demo's last step: a short `edgebnn profile` of the model it just built."""
+    from ..profile import profile
+    from ..profile.report import terminal
+    click.secho("4. profile (edgebnn profile: per-layer times, memory, energy)", bold=True)
+    result = profile(path, "host", runs=min(runs, 20), warmup=2, idle_seconds=0.3)
+    click.echo("\n".join("   " + line for line in terminal(result).splitlines()))
