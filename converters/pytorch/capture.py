@@ -190,9 +190,56 @@ class Lowering:
             wid = self.g.add("sign", [src], self.shape[node], name=node.name, source=_source(node), t=t,
                              zero_at=zero_at)
         else:
-            wid = self._elementwise(node)
+            kbit = self._probe_kbit(node)
+            if kbit is not None:
+                bits, step = kbit
+                wid = self.g.add("kquant", [self._mat(self.root[node])], self.shape[node], name=node.name,
+                                 source=_source(node), bits=bits, step=step)
+            else:
+                wid = self._elementwise(node)
         self.acts[node] = wid
         return wid
+
+    def _probe_kbit(self, node):
+        """(bits, step) when the chain is HWGQ's uniform quantizer step·clamp(floor(x/step + 0.5), 0, 2^k - 1)
+        exactly as the runtime's K-bit conv computes it (float32), else None."""
+        chain = self._chain(node)
+        if not any(_packet(n.target) in ("floor", "round") for n in chain):
+            return None
+        root = self.root[node]
+        shape = self.shape.get(root)
+        if shape is None or self.shape.get(node) != shape:
+            return None
+        gen = torch.Generator().manual_seed(1)
+        x = torch.randn(shape, generator=gen) * 4
+        out = self._eval_chain(node, chain, x)
+        if not isinstance(out, torch.Tensor) or out.shape != x.shape or not out.is_floating_point():
+            return None
+        top = float(self._eval_chain(node, chain, torch.full(shape, 1e6)).max())
+        n = int(np.prod(shape))
+        levels = torch.unique(self._eval_chain(node, chain, torch.linspace(-2 * top, 2 * top, n).reshape(shape)))
+        positive = levels[levels > 0]
+        if positive.numel() == 0:
+            return None
+        step = np.float32(positive.min())
+        bits = int(round(np.log2(top / step + 1)))
+        if not 1 <= bits <= 8:
+            return None
+        qmax = np.float32(2 ** bits - 1)
+
+        def runtime(v):
+            q = np.floor(v.astype(np.float32) / step + np.float32(0.5)).astype(np.float32)
+            return (step * np.clip(q, 0, qmax)).astype(np.float32)
+
+        mids = (torch.arange(int(qmax) + 1, dtype=torch.float32) + 0.5) * float(step)
+        probes = [x, x * 0.1, torch.nextafter(mids, torch.tensor(np.inf)), torch.nextafter(mids, torch.tensor(-np.inf)),
+                  mids]
+        for p in probes:
+            p = p.flatten().repeat(int(np.prod(shape)) // p.numel() + 1)[:int(np.prod(shape))].reshape(shape)
+            got = self._eval_chain(node, chain, p).numpy()
+            if not np.array_equal(got, runtime(p.numpy())):
+                return None
+        return bits, float(step)
 
     def _chain(self, node):
         """The deferred nodes between node's root and node, in graph order."""
@@ -411,6 +458,17 @@ class Lowering:
         self._emit(node, "conv", [src], w=wn, b=None if b is None else self._np(b), stride=tuple(stride),
                    pads=pads, dil=tuple(dil), groups=int(groups), clamp=NO_CLAMP, pad_value=int(value))
 
+    def _op_horq_conv2d(self, node):
+        x, w, order, stride, padding, pad_value = node.args[:6]
+        wn = self._np(w)
+        p = [int(v) for v in padding]
+        self._emit(node, "horq", [x], w=wn, order=int(order), stride=tuple(int(v) for v in stride),
+                   pads=(p[0], p[1], p[0], p[1]), dil=(1, 1), pad_value=float(pad_value), clamp=NO_CLAMP)
+
+    def _op_horq_linear(self, node):
+        x, w, order = node.args[:3]
+        self._emit(node, "horq", [x], w=self._np(w), order=int(order), clamp=NO_CLAMP)
+
     def _op_linear(self, node):
         x, w = node.args[:2]
         b = node.args[2] if len(node.args) > 2 else None
@@ -608,7 +666,28 @@ def _dense_hetconv(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
+def _horq_as_ops(model: torch.nn.Module) -> torch.nn.Module:
+    """A copy whose HORQ layers call one opaque op each (see horq_ops.py), so torch.export keeps
+    them whole instead of tracing im2col and the residual loop."""
+    try:
+        from edgebnn.nn.binary import BinaryConv2d, BinaryLinear
+    except ImportError:
+        return model
+    if not any(getattr(m, "input_quant", None) == "horq" for m in model.modules()):
+        return model
+    from .horq_ops import HorqConvAsOp, HorqLinearAsOp
+    model = copy.deepcopy(model)
+    for parent in list(model.modules()):
+        for key, child in list(parent.named_children()):
+            if isinstance(child, BinaryConv2d) and child.input_quant == "horq":
+                setattr(parent, key, HorqConvAsOp(child))
+            elif isinstance(child, BinaryLinear) and child.input_quant == "horq":
+                setattr(parent, key, HorqLinearAsOp(child))
+    return model
+
+
 def export(model, example: torch.Tensor) -> torch.export.ExportedProgram:
+    """torch.export the model, with edgebnn's HetConv as dense convs and HORQ layers as single ops."""
     if isinstance(model, torch.export.ExportedProgram):
         return model
     if isinstance(model, torch.jit.ScriptModule):
@@ -618,7 +697,7 @@ def export(model, example: torch.Tensor) -> torch.export.ExportedProgram:
         except Exception as e:
             raise UserError(f"cannot convert this TorchScript model to torch.export ({type(e).__name__}: "
                             f"{str(e).splitlines()[0] if str(e) else ''}); export the eager module instead") from None
-    model = _dense_hetconv(model.eval())
+    model = _horq_as_ops(_dense_hetconv(model.eval()))
     try:
         with torch.no_grad():
             return torch.export.export(model, (example,))

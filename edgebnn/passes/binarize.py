@@ -31,12 +31,41 @@ def binary_weights(w: np.ndarray):
     return (signs, alpha.astype(np.float32)), ""
 
 
+def _binary_epilogue(n, alpha, scale=1.0):
+    oc = alpha.shape[0]
+    b = n.attrs.get("b")
+    return dict(mult=(alpha * np.float32(scale)).astype(np.float32),
+                bias=np.zeros(oc, np.float32) if b is None else b.astype(np.float32), clamp=n.attrs["clamp"])
+
+
 def binarize(g: WGraph) -> None:
     for n in list(g.order()):
+        if n.op == "horq":  # HORQ layers need binary weights: there is no float fallback for them
+            found, why = binary_weights(n.attrs["w"])
+            if found is None:
+                raise ValueError(f"HORQ layer '{n.name}' at {n.source}: {why}")
+            n.attrs.update(wb=found[0], **_binary_epilogue(n, found[1]))
+            del n.attrs["w"]
+            continue
         if n.op not in ("conv", "linear"):
             continue
         x = g[n.inputs[0]]
         found, why = binary_weights(n.attrs["w"])
+        if x.op == "kquant":
+            if found is None:
+                raise ValueError(f"k-bit activations feed '{n.name}' at {n.source}, whose {why}: only layers "
+                                 "with binary weights take k-bit inputs")
+            if n.op == "conv" and (n.attrs["groups"] != 1 or n.attrs.get("pad_value", 0) != 0):
+                raise ValueError(f"k-bit conv '{n.name}' at {n.source}: groups and one padding are not supported")
+            common = dict(wb=found[0], bits=x.attrs["bits"], step=x.attrs["step"],
+                          **_binary_epilogue(n, found[1], x.attrs["step"]))
+            if n.op == "conv":
+                n.op = "kconv"
+                n.attrs = dict(stride=n.attrs["stride"], pads=n.attrs["pads"], dil=n.attrs["dil"], **common)
+            else:
+                n.op = "kfc"
+                n.attrs = common
+            continue
         if x.op != "sign":
             if found is not None:
                 n.attrs["why_float"] = "weights are binary but the input is not (no sign-like op feeds it)"

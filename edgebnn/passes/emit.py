@@ -56,6 +56,7 @@ class Emitter:
         self.b = GraphBuilder()
         self.vals: dict[int, _Val] = {}
         self.layer_of_op: dict[str, int] = {}  # IR op name -> working node id, for the report
+        self.users = g.users()
 
     # -- helpers ---------------------------------------------------------------------------
     def _name(self, n) -> str:
@@ -175,6 +176,54 @@ class Emitter:
         w = self.b.const_bits(self._cols(x, a["wb"]), name=f"{n.name}.weight")
         v = self.b.bfully_connected(x.v, w, name=n.name, **self._binary_kwargs(n))
         return _Val(v if "thresholds" in a else self._finish(n, v, a["clamp"]))
+
+    def _kquant(self, n):
+        # K-bit convs quantize their float input themselves: pass the float through to them
+        if all(u >= 0 and self.g[u].op in ("kconv", "kfc") for u in self.users[n.id]):
+            return self._float(n.inputs[0])
+        raise EmitError(f"k-bit activation quantizer '{n.name}'{' at ' + n.source if n.source else ''} feeds a "
+                        "layer that is not a binary-weight conv or linear: the runtime quantizes only inside "
+                        "K-bit convs")
+
+    def _serial_fc(self, n, x: _Val, make):
+        """An FC as a 1x1 conv over [N, 1, 1, K]: the runtime's K-bit and HORQ ops are convs."""
+        k = x.v.shape[1]
+        v4 = self.b.reshape(x.v, (x.v.shape[0], 1, 1, k), name=f"{n.name}.as_image")
+        w = self.b.const_bits(self._cols(x, n.attrs["wb"]).reshape(-1, 1, 1, k), name=f"{n.name}.weight")
+        y = make(v4, w)
+        return self.b.reshape(y, (x.v.shape[0], y.shape[-1]), name=f"{n.name}.flatten")
+
+    def _kconv(self, n):
+        x = self._float(n.inputs[0])
+        a = n.attrs
+        act, _ = _act_clamp(a["clamp"])
+        w = self.b.const_bits(a["wb"].transpose(0, 2, 3, 1), name=f"{n.name}.weight")
+        v = self.b.kbit_conv2d(x.v, w, a["bits"], a["step"], a["mult"], a["bias"], a["stride"], a["dil"], a["pads"],
+                               act, n.name)
+        return _Val(self._finish(n, v, a["clamp"]))
+
+    def _kfc(self, n):
+        x = self._float(n.inputs[0])
+        a = n.attrs
+        act, _ = _act_clamp(a["clamp"])
+        v = self._serial_fc(n, x, lambda v4, w: self.b.kbit_conv2d(v4, w, a["bits"], a["step"], a["mult"], a["bias"],
+                                                                   activation=act, name=n.name))
+        return _Val(self._finish(n, v, a["clamp"]))
+
+    def _horq(self, n):
+        x = self._float(n.inputs[0])
+        a = n.attrs
+        act, _ = _act_clamp(a["clamp"])
+        if a["wb"].ndim == 2:
+            v = self._serial_fc(n, x, lambda v4, w: self.b.horq_conv2d(v4, w, a["order"], a["mult"], a["bias"],
+                                                                       activation=act, name=n.name))
+        else:
+            if a.get("pad_value", 0.0) != 0.0:
+                raise EmitError(f"HORQ layer '{n.name}' pads with {a['pad_value']}: the runtime's HORQ pads with 0")
+            w = self.b.const_bits(a["wb"].transpose(0, 2, 3, 1), name=f"{n.name}.weight")
+            v = self.b.horq_conv2d(x.v, w, a["order"], a["mult"], a["bias"], a["stride"], a["dil"], a["pads"], act,
+                                   n.name)
+        return _Val(self._finish(n, v, a["clamp"]))
 
     def _affine(self, n):
         x = self._float(n.inputs[0])

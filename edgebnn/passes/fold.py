@@ -12,21 +12,21 @@ import numpy as np
 
 from .graph import NO_CLAMP, WGraph
 
-PRODUCERS = ("conv", "linear", "bconv", "bfc", "hetconv")
+PRODUCERS = ("conv", "linear", "bconv", "bfc", "hetconv", "kconv", "kfc", "horq")
 FUSED_CLAMP_OPS = PRODUCERS + ("affine", "add")  # every op whose emitter honours attrs["clamp"]
 
 
 def _fold_affine(g: WGraph, p, scale: np.ndarray, bias: np.ndarray) -> None:
     a = p.attrs
     oc = scale.shape[0]
-    if p.op in ("conv", "linear", "hetconv"):
+    if "mult" not in a:  # weights still real (a HORQ layer before binarize): scale them
         keys = ("w3", "w1") if p.op == "hetconv" else ("w",)
         for k in keys:
             w = a[k]
             a[k] = (w * scale.reshape((oc,) + (1,) * (w.ndim - 1))).astype(np.float32)
         b = a.get("b")
         a["b"] = ((np.zeros(oc, np.float32) if b is None else b) * scale + bias).astype(np.float32)
-    else:  # bconv / bfc: the binary weights stay, the epilogue absorbs the affine
+    else:  # bconv / bfc / kconv / kfc / horq: the binary weights stay, the epilogue absorbs the affine
         a["mult"] = (a["mult"] * scale).astype(np.float32)
         a["bias"] = (a["bias"] * scale + bias).astype(np.float32)
 

@@ -205,10 +205,12 @@ def test_shipped_model_identical_predictions_on_full_mnist_test_set(tmp_path, sh
 ZOO_CASES = [("binarynet_mlp", {}, (1, 28, 28)), ("binarynet_cnn", {}, (1, 28, 28)),
              ("birealnet18", {}, (3, 64, 64)), ("quicknet", {}, (3, 64, 64)),
              ("mobilenet_v1", {"width": 0.25}, (3, 64, 64)), ("mobilenet_v2", {"width": 0.35}, (3, 64, 64)),
-             ("hetconv_resnet", {"part": 4}, (3, 32, 32))]
+             ("hetconv_resnet", {"part": 4}, (3, 32, 32)),
+             ("binarynet_cnn", {"method": "horq"}, (1, 28, 28)), ("binarynet_cnn", {"method": "hwgq"}, (1, 28, 28))]
 
 
-@pytest.mark.parametrize("name,kwargs,shape", ZOO_CASES, ids=[c[0] for c in ZOO_CASES])
+@pytest.mark.parametrize("name,kwargs,shape", ZOO_CASES,
+                         ids=[c[0] + "".join(f"-{v}" for v in c[1].values()) for c in ZOO_CASES])
 def test_zoo_models_convert_and_match(tmp_path, name, kwargs, shape):
     from edgebnn.zoo import create
     torch.manual_seed(0)
@@ -222,6 +224,8 @@ def test_zoo_models_convert_and_match(tmp_path, name, kwargs, shape):
     # layers with binary weights AND binary inputs (BinaryNet's first layer sees real pixels: it stays float)
     binary_in_source = sum(1 for m in model.modules() if getattr(m, "binary_input", False))
     assert sum(1 for layer in report.layers if layer.op in ("BCONV2D", "BFULLY_CONNECTED")) == binary_in_source
+    kbit_in_source = sum(1 for m in model.modules() if getattr(m, "input_quant", None) in ("horq", "hwgq"))
+    assert sum(1 for layer in report.layers if layer.op in ("KBIT_CONV2D", "HORQ_CONV2D")) == kbit_in_source
     if name == "hetconv_resnet":
         assert OpType.HETCONV2D in _ops(tmp_path / "m.ebnn")
     for layer in report.float_layers:

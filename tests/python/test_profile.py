@@ -151,8 +151,8 @@ def test_help_teaches_with_examples():
 def test_demo_ends_with_a_profile(tmp_path):
     res = _cli("demo", "--out", tmp_path / "demo", "--runs", 3, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
-    tail = res.stdout[res.stdout.index("5. profile"):]
-    assert "MEASURED" in tail and "stem" in tail and "energy" in tail
+    tail = res.stdout[res.stdout.index("4. profile"):]
+    assert "MEASURED" in tail and "BCONV2D" in tail and "energy" in tail
 
 
 def test_profile_path_never_imports_torch(model):
