@@ -72,10 +72,10 @@ def inspect(model: Path, as_json: bool):
         click.echo(f"  input  {io['name']}: {io['dtype']}{io['shape']} (runtime NHWC; users feed {io['layout']})")
     for io in s["outputs"]:
         click.echo(f"  output {io['name']}: {io['dtype']}{io['shape']}")
-    hdr = f"  {'#':>3} {'name':<28} {'op':<18} {'kind':<7} {'backend':<7} {'output':<22} {'weights':>10} {'as fp32':>10} {'FLOPs':>10} {'binary ops':>11}"
+    hdr = f"  {'#':>3} {'name':<28} {'op':<18} {'kind':<7} {'backend':<13} {'output':<22} {'weights':>10} {'as fp32':>10} {'FLOPs':>10} {'binary ops':>11}"
     click.echo(hdr)
     for l in s["layers"]:
-        click.echo(f"  {l['index']:>3} {l['name'][:28]:<28} {l['op']:<18} {l['kind']:<7} {l['backend']:<7} "
+        click.echo(f"  {l['index']:>3} {l['name'][:28]:<28} {l['op']:<18} {l['kind']:<7} {l['backend']:<13} "
                    f"{l['output'][:22]:<22} {_bytes(l['weight_bytes']) if l['weight_bytes'] else '-':>10} "
                    f"{_bytes(l['weight_fp32_bytes']) if l['weight_fp32_bytes'] else '-':>10} "
                    f"{_si(l['flops']) if l['flops'] else '-':>10} {_si(l['binary_ops']) if l['binary_ops'] else '-':>11}")

@@ -198,10 +198,60 @@ class GraphBuilder:
         attrs = {Attr.STRIDES: (sh, sw), Attr.DILATIONS: (dh, dw), Attr.PADS: pads}
         return (n, oh, ow), attrs
 
+    # ---- int8 layers (TFLite quantization) -------------------------------------------
+    def _q8_out(self, x: Value, out_scale, out_zero_point, what: str) -> Quant:
+        """Output quantization of an int8 layer; checks the input is a per-tensor int8 activation."""
+        q = x.tensor.quant
+        if q is None or q.per_channel:
+            raise ValueError(f"{what}: an int8 input needs a per-tensor scale and zero point")
+        if out_scale is None:
+            raise ValueError(f"{what}: an int8 layer needs out_scale (and out_zero_point) for its int8 output")
+        oq = self._quant(out_scale, out_zero_point if out_zero_point is not None else 0)
+        if oq.per_channel or not -128 <= int(oq.zero_point) <= 127:
+            raise ValueError(f"{what}: out_scale/out_zero_point must be one scale and an int8 zero point")
+        return oq
+
+    def _q8_weights(self, w: Value, axis: int, what: str):
+        q = w.tensor.quant
+        if w.tensor.data is None or q is None:
+            raise ValueError(f"{what}: int8 weights must be a constant made with const(..., scale=...)")
+        if np.any(np.asarray(q.zero_point) != 0):
+            raise ValueError(f"{what}: int8 weights must be symmetric (zero point 0)")
+        if q.per_channel and q.axis != axis:
+            raise ValueError(f"{what}: per-channel weight scales must run along axis {axis} (output channels)")
+
+    def _q8_bias(self, bias, n: int):
+        if bias is None:
+            return None
+        if isinstance(bias, Value):
+            if bias.dtype is not DType.I32 or bias.shape != (n,):
+                raise ValueError(f"int8 bias must be i32 of shape ({n},)")
+            return bias
+        a = np.asarray(bias)
+        if a.dtype.kind not in "iu" or a.shape != (n,):
+            raise ValueError(f"int8 bias must be integers (units of in_scale * w_scale) of shape ({n},)")
+        return self.const(a.astype(np.int32))
+
     # ---- float convolutions ----------------------------------------------------------
     def conv2d(self, x, w, bias=None, strides=1, dilations=1, padding="valid", groups=1,
-               activation=None, name=None) -> Value:
+               activation=None, name=None, out_scale=None, out_zero_point=None) -> Value:
+        """Float conv, or int8 (TFLite semantics) when x and w are int8: then bias is int32,
+        and out_scale/out_zero_point quantize the int8 output."""
         x, w = self._value(x), self._value(w)
+        if x.dtype is DType.I8:
+            self._expect(x, DType.I8, 4, "conv2d input")
+            self._expect(w, DType.I8, 4, "conv2d weights [O,kh,kw,C/groups]")
+            self._q8_weights(w, 0, "conv2d")
+            oc, kh, kw, icg = w.shape
+            ic = x.shape[3]
+            if groups < 1 or ic % groups or oc % groups or icg * groups != ic:
+                raise ValueError(f"conv2d: {ic} input channels, weights for {icg} per group and groups={groups} disagree")
+            oq = self._q8_out(x, out_scale, out_zero_point, "conv2d")
+            (n, oh, ow), attrs = self._window(x, (kh, kw), strides, dilations, padding)
+            attrs[Attr.GROUPS] = (groups,)
+            attrs[Attr.ACTIVATION] = (int(Activation.parse(activation)),)
+            return self._op(OpType.CONV2D, [x, w, self._q8_bias(bias, oc)], DType.I8, (n, oh, ow, oc), attrs, name,
+                            quant=oq)
         self._expect(x, DType.F32, 4, "conv2d input")
         self._expect(w, DType.F32, 4, "conv2d weights [O,kh,kw,C/groups]")
         oc, kh, kw, icg = w.shape
@@ -215,8 +265,19 @@ class GraphBuilder:
                         (n, oh, ow, oc), attrs, name)
 
     def depthwise_conv2d(self, x, w, bias=None, strides=1, dilations=1, padding="valid",
-                         activation=None, name=None) -> Value:
+                         activation=None, name=None, out_scale=None, out_zero_point=None) -> Value:
         x, w = self._value(x), self._value(w)
+        if x.dtype is DType.I8:
+            self._expect(w, DType.I8, 3, "depthwise weights [kh,kw,C*multiplier]")
+            self._q8_weights(w, 2, "depthwise")
+            kh, kw, oc = w.shape
+            if oc % x.shape[3]:
+                raise ValueError(f"depthwise: {oc} output channels is not a multiple of {x.shape[3]} input channels")
+            oq = self._q8_out(x, out_scale, out_zero_point, "depthwise")
+            (n, oh, ow), attrs = self._window(x, (kh, kw), strides, dilations, padding)
+            attrs[Attr.ACTIVATION] = (int(Activation.parse(activation)),)
+            return self._op(OpType.DEPTHWISE_CONV2D, [x, w, self._q8_bias(bias, oc)], DType.I8, (n, oh, ow, oc),
+                            attrs, name, quant=oq)
         self._expect(x, DType.F32, 4, "depthwise input")
         self._expect(w, DType.F32, 3, "depthwise weights [kh,kw,C*multiplier]")
         kh, kw, oc = w.shape
@@ -227,8 +288,19 @@ class GraphBuilder:
         return self._op(OpType.DEPTHWISE_CONV2D, [x, w, self._opt_vec(bias, oc, "bias")], DType.F32,
                         (n, oh, ow, oc), attrs, name)
 
-    def fully_connected(self, x, w, bias=None, activation=None, name=None) -> Value:
+    def fully_connected(self, x, w, bias=None, activation=None, name=None, out_scale=None,
+                        out_zero_point=None) -> Value:
         x, w = self._value(x), self._value(w)
+        if x.dtype is DType.I8:
+            self._expect(x, DType.I8, 2, "fully_connected input [N,K]")
+            self._expect(w, DType.I8, 2, "fully_connected weights [O,K]")
+            self._q8_weights(w, 0, "fully_connected")
+            if w.shape[1] != x.shape[1]:
+                raise ValueError(f"fully_connected: input has {x.shape[1]} features, weights expect {w.shape[1]}")
+            oq = self._q8_out(x, out_scale, out_zero_point, "fully_connected")
+            attrs = {Attr.ACTIVATION: (int(Activation.parse(activation)),)}
+            return self._op(OpType.FULLY_CONNECTED, [x, w, self._q8_bias(bias, w.shape[0])], DType.I8,
+                            (x.shape[0], w.shape[0]), attrs, name, quant=oq)
         self._expect(x, DType.F32, 2, "fully_connected input [N,K]")
         self._expect(w, DType.F32, 2, "fully_connected weights [O,K]")
         if w.shape[1] != x.shape[1]:
@@ -341,13 +413,18 @@ class GraphBuilder:
     # ---- pooling --------------------------------------------------------------------
     def _pool(self, type_, x, dtype, kernel, strides, padding, extra, name):
         x = self._value(x)
+        quant = None
+        if x.dtype is DType.I8 and dtype is DType.F32:
+            # int8 pooling keeps the input's scale and zero point
+            self._q8_out(x, 1.0, 0, f"{type_.name.lower()}")
+            dtype, quant = DType.I8, x.tensor.quant
         self._expect(x, dtype, 4, f"{type_.name.lower()} input")
         k = _pair(kernel, "kernel")
         (n, oh, ow), attrs = self._window(x, k, strides if strides is not None else k, 1, padding)
         del attrs[Attr.DILATIONS]
         attrs[Attr.KERNEL] = k
         attrs.update(extra)
-        return self._op(type_, [x], dtype, (n, oh, ow, x.shape[3]), attrs, name)
+        return self._op(type_, [x], dtype, (n, oh, ow, x.shape[3]), attrs, name, quant=quant)
 
     def max_pool2d(self, x, kernel=2, strides=None, padding="valid", name=None) -> Value:
         return self._pool(OpType.MAX_POOL2D, x, DType.F32, kernel, strides, padding, {}, name)
@@ -359,14 +436,27 @@ class GraphBuilder:
     def bmax_pool2d(self, x, kernel=2, strides=None, padding="valid", name=None) -> Value:
         return self._pool(OpType.BMAX_POOL2D, x, DType.BIT1, kernel, strides, padding, {}, name)
 
-    def global_avg_pool(self, x, name=None) -> Value:
+    def global_avg_pool(self, x, name=None, out_scale=None, out_zero_point=None) -> Value:
         x = self._value(x)
+        if x.dtype is DType.I8:
+            self._expect(x, DType.I8, 4, "global_avg_pool input")
+            oq = self._q8_out(x, out_scale, out_zero_point, "global_avg_pool")
+            return self._op(OpType.GLOBAL_AVG_POOL, [x], DType.I8, (x.shape[0], 1, 1, x.shape[3]), None, name,
+                            quant=oq)
         self._expect(x, DType.F32, 4, "global_avg_pool input")
         return self._op(OpType.GLOBAL_AVG_POOL, [x], DType.F32, (x.shape[0], 1, 1, x.shape[3]), None, name)
 
     # ---- elementwise -----------------------------------------------------------------
-    def add(self, a, b, activation=None, name=None) -> Value:
+    def add(self, a, b, activation=None, name=None, out_scale=None, out_zero_point=None) -> Value:
         a, b = self._value(a), self._value(b)
+        if a.dtype is DType.I8:
+            self._expect(b, DType.I8, None, "add input")
+            self._q8_out(b, 1.0, 0, "add")
+            oq = self._q8_out(a, out_scale, out_zero_point, "add")
+            if a.shape != b.shape:
+                raise ValueError(f"add needs equal shapes, got {a.shape} and {b.shape}")
+            return self._op(OpType.ADD, [a, b], DType.I8, a.shape,
+                            {Attr.ACTIVATION: (int(Activation.parse(activation)),)}, name, quant=oq)
         self._expect(a, DType.F32, None, "add input")
         self._expect(b, DType.F32, None, "add input")
         if a.shape != b.shape:

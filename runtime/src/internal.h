@@ -12,6 +12,13 @@
 
 #define EB_MAX_OP_INPUTS 8
 #define EB_ARENA_ALIGN 64
+/* Bytes past the last arena block that must stay readable: XNNPACK's SIMD loads may
+ * read up to XNN_EXTRA_BYTES (16) past an input's end. Inside the arena such reads
+ * land in a neighbouring block, which is harmless; past its end they need this. */
+#define EB_ARENA_READ_SLACK 64
+
+/* Which code runs a node, decided at load so a model can report it. */
+enum { EB_BACKEND_REF = 0, EB_BACKEND_BINARY, EB_BACKEND_XNNPACK, EB_BACKEND_HETCONV_FUSED };
 
 typedef struct {
   const char *name;
@@ -50,6 +57,7 @@ typedef struct {
   eb_params p;
   size_t scratch_bytes;
   size_t scratch_offset;
+  int backend; /* EB_BACKEND_* */
 } eb_node;
 
 struct eb_model {
@@ -78,6 +86,11 @@ struct eb_session {
   eb_pool *pool; /* NULL when single-threaded */
   const struct eb_bin_kernels_s *bk; /* binary kernel variant, picked at creation */
   void **bpacked; /* per node: its binary weights repacked for bk (bin_ops.c), or NULL */
+  /* per node, made once at session creation: an XNNPACK operator set up on this
+   * arena, or weights packed for a fused kernel */
+  void **xnn_op;
+  float **packed;
+  float *zero_row; /* read by fused kernels in place of padding */
 };
 
 /* Fill err (if any) with a formatted one-line message; returns status. */
@@ -92,6 +105,8 @@ const char *eb_op_type_name(int type);
 /* Check dtypes, shapes and attributes of a node; compute its scratch size. */
 eb_status eb_op_check(const eb_model *m, eb_node *node, eb_error *err);
 void eb_op_run(const eb_session *s, const eb_node *node);
+/* Per-session state of a node (XNNPACK operator, packed weights); freed by the session. */
+eb_status eb_op_prepare(eb_session *s, const eb_node *node, eb_error *err);
 const char *eb_op_backend(const eb_node *node);
 
 /* plan.c: place activations and scratch in one arena by lifetime. */

@@ -3,12 +3,15 @@
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bin_ops.h"
+#include "float/hetconv.h"
 #include "internal.h"
 #include "kernels.h"
 #include "ref/ref.h"
+#include "xnn.h"
 
 static const char *const OP_NAMES[EB_OP_COUNT_] = {
     "?", "CONV2D", "DEPTHWISE_CONV2D", "FULLY_CONNECTED", "HETCONV2D", "BCONV2D", "BFULLY_CONNECTED",
@@ -19,11 +22,27 @@ static const char *const OP_NAMES[EB_OP_COUNT_] = {
 const char *eb_op_type_name(int type) { return type > 0 && type < EB_OP_COUNT_ ? OP_NAMES[type] : "?"; }
 
 const char *eb_op_backend(const eb_node *node) {
-  /* binary ops go through the run-time kernel pick; everything else is ref today */
-  if (node && (node->type == EB_OP_BCONV2D || node->type == EB_OP_BFULLY_CONNECTED || node->type == EB_OP_KBIT_CONV2D ||
-               node->type == EB_OP_HORQ_CONV2D || node->type == EB_OP_SIGN_PACK || node->type == EB_OP_BMAX_POOL2D))
-    return eb_kernels_best()->name;
-  return "ref";
+  if (!node) return "ref";
+  switch (node->backend) {
+    case EB_BACKEND_BINARY: return eb_kernels_best()->name;
+    case EB_BACKEND_XNNPACK: return "xnnpack";
+    case EB_BACKEND_HETCONV_FUSED: return "hetconv-fused";
+    default: return "ref";
+  }
+}
+
+static int pick_backend(const eb_model *m, const eb_node *nd) {
+  /* binary ops go through the run-time kernel pick (kernels.c) */
+  if (nd->type == EB_OP_BCONV2D || nd->type == EB_OP_BFULLY_CONNECTED || nd->type == EB_OP_KBIT_CONV2D ||
+      nd->type == EB_OP_HORQ_CONV2D || nd->type == EB_OP_SIGN_PACK || nd->type == EB_OP_BMAX_POOL2D)
+    return EB_BACKEND_BINARY;
+  if (nd->type == EB_OP_HETCONV2D) {
+    /* EDGEBNN_KERNELS=ref: reference kernels only (as for the binary kernels) */
+    const char *env = getenv("EDGEBNN_KERNELS");
+    return env && strcmp(env, "ref") == 0 ? EB_BACKEND_REF : EB_BACKEND_HETCONV_FUSED;
+  }
+  if (eb_xnn_supports(m, nd)) return EB_BACKEND_XNNPACK;
+  return EB_BACKEND_REF;
 }
 
 /* ---- checks -------------------------------------------------------------------- */
@@ -133,7 +152,71 @@ static uint64_t acc_bytes64(const eb_tensor *y, int order) {
   return (uint64_t)y->count * sizeof(int32_t) * (uint64_t)order;
 }
 
+static eb_status check_node(const eb_model *m, eb_node *nd, eb_error *err);
+
+/* ---- int8 ---------------------------------------------------------------------- */
+
+/* An int8 activation: per-tensor scale (the loader checked it is > 0) and an int8 zero point. */
+static int is_q8(const eb_tensor *t) {
+  return t && t->dtype == EB_I8 && t->quant_kind == EBF_QUANT_TENSOR && t->zero_point >= -128 && t->zero_point <= 127;
+}
+
+/* Symmetric int8 weights quantized per tensor or along `axis` (the output channels). */
+static eb_status check_q8_weights(const eb_model *m, eb_error *err, const eb_node *nd, const eb_tensor *w, int axis) {
+  REQ(w && w->dtype == EB_I8 && w->data, "int8 layers need constant int8 weights");
+  if (w->quant_kind == EBF_QUANT_TENSOR) {
+    REQ(w->zero_point == 0, "int8 weights must be symmetric (zero point 0), got %d", (int)w->zero_point);
+    return EB_OK;
+  }
+  REQ(w->quant_kind == EBF_QUANT_CHANNEL && w->quant_axis == axis,
+      "int8 weights need a per-tensor scale or per-channel scales along axis %d (the output channels)", axis);
+  const int32_t *zp = m->tensors[w->zero_points_tensor].data;
+  for (int64_t c = 0; c < w->dims[axis]; c++)
+    REQ(zp[c] == 0, "int8 weights must be symmetric: channel %lld has zero point %d", (long long)c, (int)zp[c]);
+  return EB_OK;
+}
+
+static const float *w_scales(const eb_model *m, const eb_tensor *w, int *per_channel) {
+  *per_channel = w->quant_kind == EBF_QUANT_CHANNEL;
+  return *per_channel ? m->tensors[w->scales_tensor].data : &w->scale;
+}
+
+/* x, w, bias, y of an int8 conv/FC: everything but the geometry. Scratch holds the
+ * per-channel multipliers, recomputed each run (oc values, cheap). */
+static eb_status check_q8_linear(const eb_model *m, eb_error *err, eb_node *nd, int w_axis, int64_t oc, int64_t taps) {
+  const eb_tensor *x = input(m, nd, 0), *w = input(m, nd, 1), *y = &m->tensors[nd->out];
+  eb_status st;
+  REQ(is_q8(x) && is_q8(y), "int8 layers need int8 input and output with a per-tensor scale and an int8 zero point");
+  if ((st = check_q8_weights(m, err, nd, w, w_axis))) return st;
+  REQ(!input(m, nd, 2) || is_vec(input(m, nd, 2), EB_I32, oc), "int8 bias must be a constant i32 vector of %lld",
+      (long long)oc);
+  /* |x - zp| <= 255 and |w| <= 128: keep the int32 accumulator exact */
+  REQ(taps <= INT32_MAX / (255 * 128) / 2, "%lld products per output would overflow the int32 accumulator",
+      (long long)taps);
+  return set_scratch(err, nd, (uint64_t)oc * (sizeof(int32_t) + sizeof(int)));
+}
+
+static eb_q8_io q8_io(const eb_tensor *x, const eb_tensor *y, const eb_params *p) {
+  eb_q8_io q = {x->zero_point, y->zero_point, -128, 127};
+  /* TFLite's CalculateActivationRangeQuantized: zp + round(bound / scale), in float */
+  if (p->out_min > -INFINITY) {
+    float v = roundf(p->out_min / y->scale) + (float)y->zero_point;
+    q.act_min = v > 127.0f ? 127 : v < -128.0f ? -128 : (int32_t)v;
+  }
+  if (p->out_max < INFINITY) {
+    float v = roundf(p->out_max / y->scale) + (float)y->zero_point;
+    q.act_max = v > 127.0f ? 127 : v < -128.0f ? -128 : (int32_t)v;
+  }
+  return q;
+}
+
 eb_status eb_op_check(const eb_model *m, eb_node *nd, eb_error *err) {
+  eb_status st = check_node(m, nd, err);
+  nd->backend = st == EB_OK ? pick_backend(m, nd) : EB_BACKEND_REF;
+  return st;
+}
+
+static eb_status check_node(const eb_model *m, eb_node *nd, eb_error *err) {
   const eb_tensor *x = input(m, nd, 0), *w = input(m, nd, 1), *y = &m->tensors[nd->out];
   const eb_params *p = &nd->p;
   eb_conv_geom g;
@@ -142,6 +225,15 @@ eb_status eb_op_check(const eb_model *m, eb_node *nd, eb_error *err) {
   switch (nd->type) {
     case EB_OP_CONV2D: {
       if ((st = check_arity(err, nd, 2, 3))) return st;
+      if (x && x->dtype == EB_I8) {
+        REQ(is(x, EB_I8, 4) && is(w, EB_I8, 4), "needs int8 NHWC input and int8 [O,kh,kw,C/groups] weights");
+        int64_t oc = w->dims[0], icg = w->dims[3];
+        REQ(p->groups >= 1 && x->dims[3] % p->groups == 0 && oc % p->groups == 0 && icg * p->groups == x->dims[3],
+            "groups=%d does not fit %lld input channels and weights for %lld per group", p->groups,
+            (long long)x->dims[3], (long long)icg);
+        if ((st = check_q8_linear(m, err, nd, 0, oc, w->dims[1] * w->dims[2] * icg))) return st;
+        return window(err, nd, x, y, (int)w->dims[1], (int)w->dims[2], (int)oc, &g);
+      }
       REQ(is(x, EB_F32, 4) && is(w, EB_F32, 4) && w->data, "needs f32 NHWC input and constant f32 [O,kh,kw,C/groups] weights");
       REQ(y->dtype == EB_F32, "output must be f32");
       int64_t oc = w->dims[0], icg = w->dims[3];
@@ -153,6 +245,14 @@ eb_status eb_op_check(const eb_model *m, eb_node *nd, eb_error *err) {
     }
     case EB_OP_DEPTHWISE_CONV2D: {
       if ((st = check_arity(err, nd, 2, 3))) return st;
+      if (x && x->dtype == EB_I8) {
+        REQ(is(x, EB_I8, 4) && is(w, EB_I8, 3), "needs int8 NHWC input and int8 [kh,kw,C*mult] weights");
+        REQ(w->dims[2] % x->dims[3] == 0, "%lld output channels is not a multiple of %lld", (long long)w->dims[2],
+            (long long)x->dims[3]);
+        REQ(p->groups == 1, "groups is not an attribute of depthwise conv");
+        if ((st = check_q8_linear(m, err, nd, 2, w->dims[2], w->dims[0] * w->dims[1]))) return st;
+        return window(err, nd, x, y, (int)w->dims[0], (int)w->dims[1], (int)w->dims[2], &g);
+      }
       REQ(is(x, EB_F32, 4) && is(w, EB_F32, 3) && w->data, "needs f32 NHWC input and constant f32 [kh,kw,C*mult] weights");
       int64_t oc = w->dims[2];
       REQ(y->dtype == EB_F32 && oc % x->dims[3] == 0, "%lld output channels is not a multiple of %lld", (long long)oc,
@@ -163,6 +263,12 @@ eb_status eb_op_check(const eb_model *m, eb_node *nd, eb_error *err) {
     }
     case EB_OP_FULLY_CONNECTED: {
       if ((st = check_arity(err, nd, 2, 3))) return st;
+      if (x && x->dtype == EB_I8) {
+        REQ(is(x, EB_I8, 2) && is(w, EB_I8, 2) && w->dims[1] == x->dims[1],
+            "needs int8 [N,K] input and int8 [O,K] weights with matching K");
+        REQ(y->ndim == 2 && y->dims[0] == x->dims[0] && y->dims[1] == w->dims[0], "output must be int8 [N,O]");
+        return check_q8_linear(m, err, nd, 0, w->dims[0], w->dims[1]);
+      }
       REQ(is(x, EB_F32, 2) && is(w, EB_F32, 2) && w->data && w->dims[1] == x->dims[1],
           "needs f32 [N,K] input and constant f32 [O,K] weights with matching K");
       REQ(is(y, EB_F32, 2) && y->dims[0] == x->dims[0] && y->dims[1] == w->dims[0], "output must be f32 [N,O]");
@@ -245,18 +351,35 @@ eb_status eb_op_check(const eb_model *m, eb_node *nd, eb_error *err) {
     case EB_OP_BMAX_POOL2D: {
       if ((st = check_arity(err, nd, 1, 1))) return st;
       eb_dtype dt = nd->type == EB_OP_BMAX_POOL2D ? EB_BIT1 : EB_F32;
+      if (x && x->dtype == EB_I8 && nd->type != EB_OP_BMAX_POOL2D) {
+        dt = EB_I8;
+        REQ(is_q8(x) && is_q8(y) && x->scale == y->scale && x->zero_point == y->zero_point,
+            "int8 pooling needs int8 input and output with one per-tensor scale and zero point");
+      }
       REQ(is(x, dt, 4) && y->dtype == dt, "needs %s NHWC input and output", eb_dtype_name(dt));
       REQ(p->dilations[0] == 1 && p->dilations[1] == 1, "pooling has no dilation");
       return window(err, nd, x, y, p->kernel[0], p->kernel[1], (int)x->dims[3], &g);
     }
     case EB_OP_GLOBAL_AVG_POOL:
       if ((st = check_arity(err, nd, 1, 1))) return st;
+      if (x && x->dtype == EB_I8) {
+        REQ(is_q8(x) && is_q8(y) && x->ndim == 4 && y->ndim == 4 && y->dims[0] == x->dims[0] && y->dims[1] == 1 &&
+                y->dims[2] == 1 && y->dims[3] == x->dims[3],
+            "needs int8 [N,H,W,C] input and int8 [N,1,1,C] output with per-tensor scales");
+        REQ(x->dims[1] * x->dims[2] <= INT32_MAX / 256, "window too large for the int32 accumulator");
+        return EB_OK;
+      }
       REQ(is(x, EB_F32, 4) && is(y, EB_F32, 4) && y->dims[0] == x->dims[0] && y->dims[1] == 1 && y->dims[2] == 1 &&
               y->dims[3] == x->dims[3],
           "needs f32 [N,H,W,C] input and [N,1,1,C] output");
       return EB_OK;
     case EB_OP_ADD:
       if ((st = check_arity(err, nd, 2, 2))) return st;
+      if (x && x->dtype == EB_I8) {
+        REQ(is_q8(x) && is_q8(w) && is_q8(y) && same_shape(x, w) && same_shape(x, y),
+            "needs two int8 inputs and an int8 output of one shape, each with a per-tensor scale");
+        return EB_OK;
+      }
       REQ(is(x, EB_F32, -1) && is(w, EB_F32, -1) && same_shape(x, w) && y->dtype == EB_F32 && same_shape(x, y),
           "needs two f32 inputs and an output of one shape");
       return EB_OK;
@@ -364,13 +487,99 @@ static void reshape_bits(const eb_tensor *x, const eb_tensor *y, const uint64_t 
 #define PTR(i) (nd->in[i] >= 0 ? s->ptr[nd->in[i]] : NULL)
 /* this node's prepacked binary weights (NULL with the ref variant) */
 #define BPACKED (s->bpacked ? s->bpacked[nd - m->nodes] : NULL)
+#define PTR_OR_NULL(s, nd, i) ((i) < (nd)->n_in && (nd)->in[i] >= 0 ? (s)->ptr[(nd)->in[i]] : NULL)
+
+typedef struct {
+  const eb_conv_geom *g;
+  const eb_node *nd;
+  const eb_session *s;
+  const float *packed;
+} hetconv_task;
+
+static void hetconv_rows(void *ctx, size_t r) {
+  const hetconv_task *t = ctx;
+  const eb_node *nd = t->nd;
+  eb_hetconv_rows(t->g, nd->p.part, t->s->ptr[nd->in[0]], t->packed, t->s->zero_row, nd->p.out_min, nd->p.out_max,
+                  t->s->ptr[nd->out], r, r + 1);
+}
+
+/* int8 layers on the reference kernels; returns 0 for ops that are not int8 layers
+ * (QUANTIZE/DEQUANTIZE, data movement), which the float switch handles. */
+static int run_q8(const eb_session *s, const eb_node *nd, uint8_t *scratch) {
+  const eb_model *m = s->model;
+  const eb_tensor *x = &m->tensors[nd->in[0]], *y = &m->tensors[nd->out];
+  const eb_params *p = &nd->p;
+  const eb_q8_io q = q8_io(x, y, p);
+  void *out = s->ptr[nd->out];
+  switch (nd->type) {
+    case EB_OP_CONV2D:
+    case EB_OP_DEPTHWISE_CONV2D:
+    case EB_OP_FULLY_CONNECTED: {
+      const eb_tensor *w = &m->tensors[nd->in[1]];
+      const int oc = (int)y->dims[y->ndim - 1];
+      int32_t *mult = (int32_t *)scratch;
+      int *shift = (int *)(scratch + (size_t)oc * sizeof(int32_t)), per_channel;
+      const float *ws = w_scales(m, w, &per_channel);
+      eb_q8_channel_multipliers(oc, x->scale, ws, per_channel, y->scale, mult, shift);
+      if (nd->type == EB_OP_FULLY_CONNECTED) {
+        eb_ref_fc_i8((int)x->dims[0], (int)x->dims[1], oc, PTR(0), PTR(1), PTR_OR_NULL(s, nd, 2), mult, shift, &q, out);
+      } else {
+        eb_conv_geom g = geom_of(m, nd);
+        if (nd->type == EB_OP_CONV2D) eb_ref_conv2d_i8(&g, PTR(0), PTR(1), PTR_OR_NULL(s, nd, 2), mult, shift, &q, out);
+        else eb_ref_dwconv2d_i8(&g, PTR(0), PTR(1), PTR_OR_NULL(s, nd, 2), mult, shift, &q, out);
+      }
+      return 1;
+    }
+    case EB_OP_MAX_POOL2D:
+    case EB_OP_AVG_POOL2D: {
+      eb_conv_geom g = geom_of(m, nd);
+      if (nd->type == EB_OP_MAX_POOL2D) eb_ref_maxpool_i8(&g, &q, PTR(0), out);
+      else eb_ref_avgpool_i8(&g, p->count_include_pad, &q, PTR(0), out);
+      return 1;
+    }
+    case EB_OP_GLOBAL_AVG_POOL:
+      eb_ref_global_avgpool_i8((int)x->dims[0], (int)(x->dims[1] * x->dims[2]), (int)x->dims[3], PTR(0), x->scale,
+                               y->scale, &q, out);
+      return 1;
+    case EB_OP_ADD: {
+      const eb_tensor *b = &m->tensors[nd->in[1]];
+      eb_ref_add_i8(x->count, PTR(0), x->scale, x->zero_point, PTR(1), b->scale, b->zero_point, y->scale, &q, out);
+      return 1;
+    }
+    default:
+      return 0;
+  }
+}
+
+eb_status eb_op_prepare(eb_session *s, const eb_node *nd, eb_error *err) {
+  const eb_model *m = s->model;
+  const int k = (int)(nd - m->nodes);
+  if (nd->backend == EB_BACKEND_XNNPACK) return eb_xnn_create(s, nd, &s->xnn_op[k], err);
+  if (nd->backend == EB_BACKEND_HETCONV_FUSED) {
+    eb_conv_geom g = geom_of(m, nd);
+    const uint64_t floats = eb_hetconv_packed_floats(&g, nd->p.part);
+    if (floats > (SIZE_MAX - EB_ARENA_ALIGN) / sizeof(float))
+      return eb_fail(err, EB_ERR_NOMEM, "op '%s': packed weights would exceed this build's address space", nd->name);
+    size_t bytes = (size_t)floats * sizeof(float);
+    s->packed[k] = aligned_alloc(EB_ARENA_ALIGN, (bytes + EB_ARENA_ALIGN - 1) / EB_ARENA_ALIGN * EB_ARENA_ALIGN);
+    if (!s->packed[k]) return eb_fail(err, EB_ERR_NOMEM, "op '%s': out of memory packing %zu weight bytes", nd->name, bytes);
+    eb_hetconv_pack(&g, nd->p.part, s->ptr[nd->in[1]], s->ptr[nd->in[2]], PTR_OR_NULL(s, nd, 3), s->packed[k]);
+  }
+  return EB_OK;
+}
 
 void eb_op_run(const eb_session *s, const eb_node *nd) {
   const eb_model *m = s->model;
+  const int node_ix = (int)(nd - m->nodes);
+  if (s->xnn_op[node_ix]) {
+    eb_xnn_run(s, s->xnn_op[node_ix]);
+    return;
+  }
   const eb_tensor *x = &m->tensors[nd->in[0]], *y = &m->tensors[nd->out];
   const eb_params *p = &nd->p;
   void *out = s->ptr[nd->out];
   uint8_t *scratch = s->arena + nd->scratch_offset;
+  if (x->dtype == EB_I8 && run_q8(s, nd, scratch)) return;
   switch (nd->type) {
     case EB_OP_CONV2D: {
       eb_conv_geom g = geom_of(m, nd);
@@ -390,7 +599,12 @@ void eb_op_run(const eb_session *s, const eb_node *nd) {
     }
     case EB_OP_HETCONV2D: {
       eb_conv_geom g = geom_of(m, nd);
-      eb_ref_hetconv2d_f32(&g, p->part, PTR(0), PTR(1), PTR(2), PTR(3), p->out_min, p->out_max, out);
+      if (s->packed[node_ix]) {
+        hetconv_task t = {&g, nd, s, s->packed[node_ix]};
+        eb_parallel_for(s->pool, (size_t)g.n * (size_t)g.oh, hetconv_rows, &t);
+      } else {
+        eb_ref_hetconv2d_f32(&g, p->part, PTR(0), PTR(1), PTR(2), PTR(3), p->out_min, p->out_max, out);
+      }
       break;
     }
     case EB_OP_BCONV2D:

@@ -82,7 +82,7 @@ eb_status eb_plan_arena(eb_model *m, eb_error *err) {
     if (bl[i].tensor >= 0) m->tensors[bl[i].tensor].arena_offset = bl[i].offset;
     else m->nodes[bl[i].node].scratch_offset = bl[i].offset;
   }
-  m->arena_bytes = total;
+  m->arena_bytes = total + EB_ARENA_READ_SLACK;
   free(bl);
   free(placed);
   return EB_OK;

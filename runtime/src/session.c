@@ -7,6 +7,7 @@
 
 #include "bin_ops.h"
 #include "internal.h"
+#include "xnn.h"
 
 void eb_session_options_init(eb_session_options *o) {
   if (!o) return;
@@ -29,7 +30,16 @@ eb_status eb_session_create(const eb_model *m, const eb_session_options *opt, eb
   size_t bytes = m->arena_bytes ? m->arena_bytes : EB_ARENA_ALIGN;
   s->arena = aligned_alloc(EB_ARENA_ALIGN, (bytes + EB_ARENA_ALIGN - 1) / EB_ARENA_ALIGN * EB_ARENA_ALIGN);
   s->ptr = calloc((size_t)m->n_tensors + 1, sizeof *s->ptr);
-  if (!s->arena || !s->ptr) {
+  s->xnn_op = calloc((size_t)m->n_nodes + 1, sizeof *s->xnn_op);
+  s->packed = calloc((size_t)m->n_nodes + 1, sizeof *s->packed);
+  size_t zero_floats = 1;
+  for (int k = 0; k < m->n_nodes; k++)
+    if (m->nodes[k].backend == EB_BACKEND_HETCONV_FUSED) {
+      size_t c = (size_t)m->tensors[m->nodes[k].in[0]].dims[3];
+      if (c > zero_floats) zero_floats = c;
+    }
+  s->zero_row = calloc(zero_floats, sizeof *s->zero_row);
+  if (!s->arena || !s->ptr || !s->xnn_op || !s->packed || !s->zero_row) {
     eb_session_free(s);
     return eb_fail(err, EB_ERR_NOMEM, "out of memory for a %zu-byte arena", bytes);
   }
@@ -48,12 +58,24 @@ eb_status eb_session_create(const eb_model *m, const eb_session_options *opt, eb
     const eb_tensor *t = &m->tensors[i];
     s->ptr[i] = t->data ? (void *)t->data : s->arena + t->arena_offset;
   }
+  for (int k = 0; k < m->n_nodes; k++) {
+    st = eb_op_prepare(s, &m->nodes[k], err);
+    if (st) {
+      eb_session_free(s);
+      return st;
+    }
+  }
   *out = s;
   return EB_OK;
 }
 
 void eb_session_free(eb_session *s) {
   if (!s) return;
+  for (int k = 0; s->xnn_op && k < s->model->n_nodes; k++) eb_xnn_delete(s->xnn_op[k]);
+  for (int k = 0; s->packed && k < s->model->n_nodes; k++) free(s->packed[k]);
+  free(s->xnn_op);
+  free(s->packed);
+  free(s->zero_row);
   eb_pool_free(s->pool);
   eb_bin_prepack_free(s);
   free(s->arena);

@@ -29,6 +29,26 @@ def small_model() -> bytes:
     return to_bytes(b.build({"producer": "corpus"}))
 
 
+def layers_model() -> bytes:
+    """Float layers XNNPACK runs, a fused HetConv, and an int8 block, so the fuzzer and the
+    sanitizer build reach those paths from a valid start."""
+    rng = np.random.default_rng(2)
+    b = GraphBuilder()
+    x = b.input("x", (1, 6, 6, 4))
+    h = b.hetconv2d(x, rng.standard_normal((8, 3, 3, 2)).astype(np.float32),
+                    rng.standard_normal((8, 2)).astype(np.float32), 2, padding="same", name="het")
+    h = b.depthwise_conv2d(h, rng.standard_normal((3, 3, 8)).astype(np.float32), padding="same", name="dw")
+    h = b.max_pool2d(h, 2, name="pool")
+    q = b.quantize(h, scale=0.05, zero_point=-2, name="q")
+    w = rng.integers(-127, 128, (6, 3, 3, 8)).astype(np.int8)
+    q = b.conv2d(q, b.const(w, scale=np.full(6, 0.01, np.float32), axis=0), bias=np.arange(6), padding="same",
+                 activation="relu", out_scale=0.1, out_zero_point=3, name="qconv")
+    q = b.add(q, q, out_scale=0.2, out_zero_point=0, name="qadd")
+    q = b.global_avg_pool(q, out_scale=0.1, out_zero_point=1, name="qgap")
+    b.output(b.dequantize(b.reshape(q, (1, 6)), name="deq"), name="y")
+    return to_bytes(b.build({"producer": "corpus"}))
+
+
 def sections(buf: bytes) -> dict[bytes, tuple[int, int, int]]:
     _, _, _, _, n, _, d = spec.HEADER.unpack_from(buf, 0)
     out = {}
@@ -99,9 +119,10 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     good = small_model()
     (out / "good_small.ebnn").write_bytes(good)
+    (out / "good_layers.ebnn").write_bytes(layers_model())
     for name, data in cases(good).items():
         (out / f"bad_{name}.ebnn").write_bytes(data)
-    print(f"wrote {len(cases(good)) + 1} files to {out}")
+    print(f"wrote {len(cases(good)) + 2} files to {out}")
 
 
 if __name__ == "__main__":

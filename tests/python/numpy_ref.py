@@ -482,3 +482,142 @@ def dequantize_i8(q, scale, zero_point, axis=None):
         s = np.asarray(scale, dtype=np.float32).reshape(shape)
         z = np.asarray(zero_point, dtype=np.int64).reshape(shape)
     return ((q.astype(np.int64) - z).astype(np.float32) * s).astype(np.float32)
+
+
+# ---- int8 layers (TFLite's quantized arithmetic; ref.h "int8 layers") ---------
+
+def quantize_multiplier(m):
+    """TFLite QuantizeMultiplier: m = q * 2**(shift - 31), q in [2**30, 2**31)."""
+    import math
+    if m == 0.0:
+        return 0, 0
+    f, e = math.frexp(float(m))
+    fixed = int(math.floor(abs(f) * 2.0**31 + 0.5)) * (1 if f >= 0 else -1)  # half away from zero
+    if fixed == 2**31:
+        fixed //= 2
+        e += 1
+    if e < -31:
+        return 0, 0
+    return fixed, e
+
+
+def mul_by_quantized_multiplier(acc, q, shift):
+    """TFLite MultiplyByQuantizedMultiplier on int64 arrays holding int32 values;
+    q and shift may be per-channel arrays broadcast against acc."""
+    acc = np.asarray(acc, dtype=np.int64)
+    q = np.asarray(q, dtype=np.int64)
+    shift = np.asarray(shift, dtype=np.int64)
+    left = np.maximum(shift, 0)
+    right = np.maximum(-shift, 0)
+    a = ((acc << left) + 2**31) % 2**32 - 2**31  # int32 wrap of x * (1 << left)
+    ab = a * q
+    t = ab + np.where(ab >= 0, 2**30, 1 - 2**30)
+    hi = np.where(t >= 0, t // 2**31, -((-t) // 2**31))  # truncate toward zero
+    mask = (np.int64(1) << right) - 1
+    rem = hi & mask
+    thr = (mask >> 1) + (hi < 0)
+    return (hi >> right) + (rem > thr)
+
+
+def q8_act_range(out_min, out_max, y_scale, y_zp):
+    """TFLite CalculateActivationRangeQuantized (round half away, in float32)."""
+    def q(v):
+        r = np.float32(v) / np.float32(y_scale)
+        r = np.sign(r) * np.floor(np.abs(r) + np.float32(0.5))
+        return int(np.clip(r + y_zp, -128, 127))
+    lo = -128 if out_min == -INF else q(out_min)
+    hi = 127 if out_max == INF else q(out_max)
+    return lo, hi
+
+
+def _q8_finish(acc, mult, shift, y_zp, lo, hi):
+    return np.clip(mul_by_quantized_multiplier(acc, mult, shift) + y_zp, lo, hi).astype(np.int8)
+
+
+def _q8_multipliers(x_scale, w_scale, y_scale, oc):
+    ws = np.broadcast_to(np.asarray(w_scale, dtype=np.float32), (oc,))
+    xs, ys = np.float64(np.float32(x_scale)), np.float64(np.float32(y_scale))
+    qs = [quantize_multiplier(float(xs * np.float64(s) / ys)) for s in ws]
+    return np.array([a for a, _ in qs], np.int64), np.array([b for _, b in qs], np.int64)
+
+
+def conv2d_i8(x, x_scale, x_zp, w, w_scale, bias, y_scale, y_zp, strides=(1, 1), dilations=(1, 1),
+              pads=(0, 0, 0, 0), groups=1, out_min=-INF, out_max=INF):
+    """int8 NHWC x, int8 OHWI w (symmetric, per-channel or one scale), int32 bias -> int8."""
+    xi = np.asarray(x, np.int64) - int(x_zp)
+    oc, kh, kw, icg = w.shape
+    n = x.shape[0]
+    ocg = oc // groups
+    win = _windows(xi, kh, kw, strides, dilations, pads, 0)
+    _, oh, ow = win.shape[:3]
+    acc = np.empty((n, oh, ow, oc), np.int64)
+    wi = np.asarray(w, np.int64)
+    for g in range(groups):
+        p = win[..., g * icg:(g + 1) * icg].reshape(n * oh * ow, kh * kw * icg)
+        acc[..., g * ocg:(g + 1) * ocg] = (p @ wi[g * ocg:(g + 1) * ocg].reshape(ocg, -1).T).reshape(n, oh, ow, ocg)
+    if bias is not None:
+        acc += np.asarray(bias, np.int64)
+    mult, shift = _q8_multipliers(x_scale, w_scale, y_scale, oc)
+    return _q8_finish(acc, mult, shift, y_zp, *q8_act_range(out_min, out_max, y_scale, y_zp))
+
+
+def depthwise_conv2d_i8(x, x_scale, x_zp, w, w_scale, bias, y_scale, y_zp, strides=(1, 1), dilations=(1, 1),
+                        pads=(0, 0, 0, 0), out_min=-INF, out_max=INF):
+    xi = np.asarray(x, np.int64) - int(x_zp)
+    kh, kw, oc = w.shape
+    m = oc // x.shape[3]
+    win = np.repeat(_windows(xi, kh, kw, strides, dilations, pads, 0), m, axis=-1)
+    acc = np.einsum("nhwyxo,yxo->nhwo", win, np.asarray(w, np.int64))
+    if bias is not None:
+        acc = acc + np.asarray(bias, np.int64)
+    mult, shift = _q8_multipliers(x_scale, w_scale, y_scale, oc)
+    return _q8_finish(acc, mult, shift, y_zp, *q8_act_range(out_min, out_max, y_scale, y_zp))
+
+
+def fully_connected_i8(x, x_scale, x_zp, w, w_scale, bias, y_scale, y_zp, out_min=-INF, out_max=INF):
+    acc = (np.asarray(x, np.int64) - int(x_zp)) @ np.asarray(w, np.int64).T
+    if bias is not None:
+        acc = acc + np.asarray(bias, np.int64)
+    mult, shift = _q8_multipliers(x_scale, w_scale, y_scale, w.shape[0])
+    return _q8_finish(acc, mult, shift, y_zp, *q8_act_range(out_min, out_max, y_scale, y_zp))
+
+
+def add_i8(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp, out_min=-INF, out_max=INF):
+    """TFLite's quantized add (left shift 20, both inputs rescaled to twice the larger scale)."""
+    twice = 2.0 * max(float(np.float32(a_scale)), float(np.float32(b_scale)))
+    ma, sa = quantize_multiplier(float(np.float32(a_scale)) / twice)
+    mb, sb = quantize_multiplier(float(np.float32(b_scale)) / twice)
+    my, sy = quantize_multiplier(twice / (2.0**20 * float(np.float32(y_scale))))
+    va = (np.asarray(a, np.int64) - int(a_zp)) * 2**20
+    vb = (np.asarray(b, np.int64) - int(b_zp)) * 2**20
+    s = mul_by_quantized_multiplier(va, ma, sa) + mul_by_quantized_multiplier(vb, mb, sb)
+    return _q8_finish(s, my, sy, y_zp, *q8_act_range(out_min, out_max, y_scale, y_zp))
+
+
+def max_pool2d_i8(x, kernel, strides=None, pads=(0, 0, 0, 0)):
+    kh, kw = _pair(kernel)
+    win = _windows(np.asarray(x, np.int16), kh, kw, kernel if strides is None else strides, (1, 1), pads, -1000)
+    return win.max(axis=(3, 4)).astype(np.int8)
+
+
+def avg_pool2d_i8(x, x_zp, kernel, strides=None, pads=(0, 0, 0, 0), count_include_pad=False):
+    """TFLite's integer average: (sum +- count/2) / count, truncated (half away from zero)."""
+    kh, kw = _pair(kernel)
+    strides = kernel if strides is None else strides
+    xi = np.asarray(x, np.int64)
+    if count_include_pad:
+        s = _windows(xi, kh, kw, strides, (1, 1), pads, int(x_zp)).sum(axis=(3, 4))
+        cnt = np.full(s.shape, kh * kw, np.int64)
+    else:
+        s = _windows(xi, kh, kw, strides, (1, 1), pads, 0).sum(axis=(3, 4))
+        cnt = np.broadcast_to(_inside_mask(x.shape[:3], kh, kw, strides, (1, 1), pads).sum(axis=(3, 4)), s.shape)
+    num = np.where(s > 0, s + cnt // 2, s - cnt // 2)
+    q = np.where(num >= 0, num // cnt, -((-num) // cnt))
+    return np.clip(q, -128, 127).astype(np.int8)
+
+
+def global_avg_pool_i8(x, x_scale, x_zp, y_scale, y_zp):
+    n, h, w, c = x.shape
+    acc = (np.asarray(x, np.int64) - int(x_zp)).sum(axis=(1, 2), keepdims=True)
+    m, sh = quantize_multiplier(float(np.float32(x_scale)) / (float(np.float32(y_scale)) * h * w))
+    return _q8_finish(acc, m, sh, y_zp, -128, 127)

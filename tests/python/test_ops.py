@@ -34,6 +34,17 @@ ACT = {None: (-INF, INF), "relu": (0.0, INF), "relu6": (0.0, 6.0)}
 
 # ---- helpers ------------------------------------------------------------------
 
+@pytest.fixture(autouse=True, params=["default", "ref"])
+def backend(request, monkeypatch):
+    """Every case twice: with the build's fast backends (XNNPACK for float conv, FC,
+    pooling and add when built with it, the fused HetConv) and on the reference kernels
+    alone (both switches are read when a model loads)."""
+    if request.param == "ref":
+        monkeypatch.setenv("EDGEBNN_XNNPACK", "0")
+        monkeypatch.setenv("EDGEBNN_KERNELS", "ref")
+    return request.param
+
+
 def rng_for(*key):
     """A fixed-seed generator per test case, independent of test order and of
     PYTHONHASHSEED (FNV-1a of the case's repr)."""

@@ -149,7 +149,7 @@ def test_profile_over_ssh_emulated_board(sshd, devices_dir, model, tmp_path):
     assert len(r["runs_ms"]) == 3 and r["latency_ms"]["min"] <= r["latency_ms"]["median"] <= r["latency_ms"]["max"]
     assert [l["name"] for l in r["layers"]][:3] == ["stem", "stem.bn", "binarize"]
     assert all(l["time_ms"] > 0 for l in r["layers"] if l["op"] in ("CONV2D", "BCONV2D"))
-    assert {l["backend"] for l in r["layers"] if l["op"] == "BCONV2D"} == {"portable"}   # aarch64 dispatch
+    assert {l["backend"] for l in r["layers"] if l["op"] == "BCONV2D"} == {"neon"}   # aarch64 dispatch picks the NEON kernels
     assert r["memory"]["arena_bytes"] > 0 and r["memory"]["peak_rss_bytes"] > 0
     assert r["energy"]["label"] == "none"
     assert "EMULATED" in res.stdout and "emulated" in (tmp_path / "r.html").read_text()

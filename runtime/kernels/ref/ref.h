@@ -177,6 +177,55 @@ void eb_ref_dequantize_i8(size_t outer, int channels, size_t inner,
                           const int8_t *x, const float *scale,
                           const int32_t *zp, float *y);
 
+/* ---- int8 layers (TFLite's quantized arithmetic) --------------------------
+ * Activations are int8 with a per-tensor scale and zero point (real =
+ * (q - zp) * scale); conv/FC weights are symmetric int8 (zero point 0) with one
+ * scale per output channel (or one for all); bias is int32 in units of
+ * in_scale * w_scale[c]. The rules are TFLite's reference kernels, bit for bit:
+ *   multiplier: QuantizeMultiplier(m) = (q, shift) with m = q * 2^(shift - 31),
+ *     q = round_half_away(frexp(m) * 2^31) in [2^30, 2^31) (2^31 -> 2^30, shift+1),
+ *     m == 0 or shift < -31 -> (0, 0); m computed in double from float scales.
+ *   requantize: MultiplyByQuantizedMultiplier(acc, q, shift) =
+ *     RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(acc << max(shift, 0),
+ *     q), max(-shift, 0)), i.e. a doubling high multiply rounded half away from
+ *     zero, then a rounding right shift (ties away from zero).
+ *   activation range: [max(-128, zp + round(lo / scale)), min(127, zp +
+ *     round(hi / scale))] for the fused ReLU/ReLU6, else [-128, 127]. */
+typedef struct {
+  int32_t in_zp, out_zp;
+  int32_t act_min, act_max;
+} eb_q8_io;
+
+void eb_quantize_multiplier(double m, int32_t *q, int *shift);
+int32_t eb_mul_by_quantized_multiplier(int32_t acc, int32_t q, int shift);
+/* mult/shift per output channel: in_scale * w_scale[c] / out_scale. w_scale has
+ * oc entries when per_channel, else one. */
+void eb_q8_channel_multipliers(int oc, float in_scale, const float *w_scale, int per_channel, float out_scale,
+                               int32_t *mult, int *shift);
+
+/* acc = bias[o] + sum (x - in_zp) * w over taps inside the input (padding is
+ * real 0, i.e. contributes nothing); y = clamp(MBQM(acc) + out_zp). */
+void eb_ref_conv2d_i8(const eb_conv_geom *g, const int8_t *x, const int8_t *w, const int32_t *bias,
+                      const int32_t *mult, const int *shift, const eb_q8_io *q, int8_t *y);
+/* Weights [kh][kw][oc]; output channel o reads input channel o / (oc / ic). */
+void eb_ref_dwconv2d_i8(const eb_conv_geom *g, const int8_t *x, const int8_t *w, const int32_t *bias,
+                        const int32_t *mult, const int *shift, const eb_q8_io *q, int8_t *y);
+void eb_ref_fc_i8(int n, int k, int o, const int8_t *x, const int8_t *w, const int32_t *bias, const int32_t *mult,
+                  const int *shift, const eb_q8_io *q, int8_t *y);
+/* TFLite's quantized add: both inputs rescaled to twice the larger input scale
+ * with 20 bits of headroom, summed, rescaled to the output. */
+void eb_ref_add_i8(size_t count, const int8_t *a, float a_scale, int32_t a_zp, const int8_t *b, float b_scale,
+                   int32_t b_zp, float y_scale, const eb_q8_io *q, int8_t *y);
+/* Max over the taps inside the input (input and output share scale and zp). */
+void eb_ref_maxpool_i8(const eb_conv_geom *g, const eb_q8_io *q, const int8_t *x, int8_t *y);
+/* TFLite's average: sum of the taps inside the input over their count, rounded
+ * half away from zero (count_include_pad: padding taps are real 0 = in_zp and
+ * the divisor is kh*kw). Input and output share scale and zp. */
+void eb_ref_avgpool_i8(const eb_conv_geom *g, int count_include_pad, const eb_q8_io *q, const int8_t *x, int8_t *y);
+/* acc = sum over hw of (x - in_zp); y = clamp(MBQM(acc, in_scale / (out_scale * hw)) + out_zp). */
+void eb_ref_global_avgpool_i8(int n, int hw, int c, const int8_t *x, float in_scale, float out_scale,
+                              const eb_q8_io *q, int8_t *y);
+
 #ifdef __cplusplus
 }
 #endif
