@@ -12,7 +12,7 @@ import numpy as np
 
 from .graph import NO_CLAMP, WGraph
 
-PRODUCERS = ("conv", "linear", "bconv", "bfc", "hetconv")
+PRODUCERS = ("conv", "linear", "bconv", "bfc", "hetconv", "kconv")
 FUSED_CLAMP_OPS = PRODUCERS + ("affine", "add")  # every op whose emitter honours attrs["clamp"]
 
 
@@ -26,7 +26,7 @@ def _fold_affine(g: WGraph, p, scale: np.ndarray, bias: np.ndarray) -> None:
             a[k] = (w * scale.reshape((oc,) + (1,) * (w.ndim - 1))).astype(np.float32)
         b = a.get("b")
         a["b"] = ((np.zeros(oc, np.float32) if b is None else b) * scale + bias).astype(np.float32)
-    else:  # bconv / bfc: the binary weights stay, the epilogue absorbs the affine
+    else:  # bconv / bfc / kconv: the binary weights stay, the epilogue absorbs the affine
         a["mult"] = (a["mult"] * scale).astype(np.float32)
         a["bias"] = (a["bias"] * scale + bias).astype(np.float32)
 
@@ -45,12 +45,11 @@ def fold_affine(g: WGraph) -> None:
             if n.op == "affine" and p.op in PRODUCERS and p.attrs.get("clamp", NO_CLAMP) == NO_CLAMP \
                     and "thresholds" not in p.attrs:
                 _fold_affine(g, p, n.attrs["scale"], n.attrs["bias"])
-            elif n.op == "affine" and p.op == "affine":
+            elif n.op == "affine" and p.op == "affine" and p.attrs.get("clamp", NO_CLAMP) == NO_CLAMP:
+                # (an affine cannot move through the clamp of the one before it)
                 s, b = n.attrs["scale"], n.attrs["bias"]
                 p.attrs["bias"] = (p.attrs["bias"] * s + b).astype(np.float32)
                 p.attrs["scale"] = (p.attrs["scale"] * s).astype(np.float32)
-                if p.attrs.get("clamp", NO_CLAMP) != NO_CLAMP:
-                    continue
             elif n.op == "clamp" and p.op in FUSED_CLAMP_OPS and "thresholds" not in p.attrs:
                 lo, hi = p.attrs.get("clamp", NO_CLAMP)
                 p.attrs["clamp"] = (max(lo, n.attrs["lo"]), min(hi, n.attrs["hi"]))
