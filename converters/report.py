@@ -37,7 +37,8 @@ class ConversionReport:
     notes: list[str] = field(default_factory=list)
     file_bytes: int = 0
     input_shape: tuple = ()
-    verify: dict = field(default_factory=dict)  # runtime vs PyTorch on the example input
+    verify: dict = field(default_factory=dict)  # runtime vs the source framework on the example input
+    reference: str = "PyTorch"                  # what the runtime was checked against
 
     @property
     def fp32_file_bytes(self) -> int:
@@ -90,7 +91,7 @@ class ConversionReport:
         lines.append("layers: " + ", ".join(f"{v} {k}" for k, v in kinds.items() if v))
         if self.verify:
             v = self.verify
-            lines.append(f"checked: runtime vs PyTorch on the example input: max |diff| {v['max_abs_diff']:.3g} "
+            lines.append(f"checked: runtime vs {self.reference} on the example input: max |diff| {v['max_abs_diff']:.3g} "
                          f"(outputs up to {v['max_abs_output']:.3g}), same argmax: {v['same_argmax']}")
         for n in self.notes:
             lines.append(f"note: {n}")

@@ -1,4 +1,4 @@
-"""`edgebnn convert`: a PyTorch model to a packed .ebnn file and a report of what became binary."""
+"""`edgebnn convert`: a PyTorch or ONNX / QONNX model to a packed .ebnn file and a report of what became binary."""
 from __future__ import annotations
 
 import os
@@ -14,7 +14,8 @@ from ..errors import UserError
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Packed file to write [default: MODEL with the suffix .ebnn].")
 @click.option("--input-shape", metavar="N,C,H,W",
-              help="Input shape, when the file does not carry one (a .pt2 does; a saved module does not).")
+              help="Input shape, when the file does not carry one (a .pt2 does; a saved module does not; "
+                   "an .onnx file with dynamic dimensions needs it).")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the report as JSON.")
 @click.option("--labels", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -25,13 +26,14 @@ from ..errors import UserError
 @click.option("-q", "--quiet", is_flag=True, help="Print only the summary line.")
 def convert(model: Path, output: Path | None, input_shape: str | None, report_path: Path | None,
             labels: Path | None, allow_pickle: bool, quiet: bool):
-    """Convert a PyTorch model to the packed format and report what each layer became.
+    """Convert a PyTorch or ONNX / QONNX model to the packed format and report what each layer became.
 
     \b
     MODEL is one of:
       model.pt2   torch.export.save(torch.export.export(model, (x,)), "model.pt2")  (safe; carries shapes)
       model.pt    torch.save(model, "model.pt")  (a whole module; needs --input-shape)
       model.pt    torch.jit.save(torch.jit.script(model), "model.pt")  (TorchScript)
+      model.onnx  ONNX (torch.onnx.export, ...) or QONNX (Brevitas: BipolarQuant, Quant, Trunc)
     A state_dict alone is not a model: save the module, or call edgebnn.converters.convert(module)
     from Python.
 
@@ -39,12 +41,15 @@ def convert(model: Path, output: Path | None, input_shape: str | None, report_pa
     A layer runs binary (xor-popcount) when its input comes from a sign-like op (sign, where(x >= t,
     1, -1), the STE forms of Bi-Real, ReActNet, BinaryNet) and its weights take two values ±α per
     output channel; BatchNorm folds into it, and sign after it becomes integer thresholds so binary
-    layers chain on packed bits. Every layer left in float is listed with the reason.
+    layers chain on packed bits. A k-bit QONNX Quant before binary weights runs as the K-bit
+    conv; other k-bit quantizers are emulated in float. Every layer left in float is listed with
+    the reason.
 
     \b
     Examples:
       edgebnn convert model.pt2
       edgebnn convert model.pt --input-shape 1,3,224,224 -o model.ebnn --report report.json
+      edgebnn convert TFC_1W1A.onnx
     """
     from ..converters import convert as run_convert
 

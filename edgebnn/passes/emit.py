@@ -197,10 +197,20 @@ class Emitter:
         x = self._float(n.inputs[0])
         a = n.attrs
         act, _ = _act_clamp(a["clamp"])
-        w = self.b.const_bits(a["wb"].transpose(0, 2, 3, 1), name=f"{n.name}.weight")
-        v = self.b.kbit_conv2d(x.v, w, a["bits"], a["step"], a["mult"], a["bias"], a["stride"], a["dil"], a["pads"],
-                               act, n.name)
+        kw = dict(bits=a["bits"], step=a["step"], multiplier=a["mult"], bias=a["bias"], activation=act)
+        if a.get("linear", False):  # a fully connected layer is a 1x1 K-bit conv on a 1x1 image
+            nb, k = x.v.shape
+            wb = self._cols(x, a["wb"])
+            w = self.b.const_bits(wb.reshape(wb.shape[0], 1, 1, k), name=f"{n.name}.weight")
+            xv = self.b.reshape(x.v, (nb, 1, 1, k), name=f"{n.name}.as_image")
+            v = self.b.kbit_conv2d(xv, w, strides=1, dilations=1, padding=(0, 0, 0, 0), name=n.name, **kw)
+            v = self.b.reshape(v, (nb, wb.shape[0]), name=f"{n.name}.flatten")
+        else:
+            w = self.b.const_bits(a["wb"].transpose(0, 2, 3, 1), name=f"{n.name}.weight")
+            v = self.b.kbit_conv2d(x.v, w, strides=a["stride"], dilations=a["dil"], padding=a["pads"], name=n.name,
+                                   **kw)
         return _Val(self._finish(n, v, a["clamp"]))
+
 
     def _kfc(self, n):
         x = self._float(n.inputs[0])
@@ -224,6 +234,35 @@ class Emitter:
             v = self.b.horq_conv2d(x.v, w, a["order"], a["mult"], a["bias"], a["stride"], a["dil"], a["pads"], act,
                                    n.name)
         return _Val(self._finish(n, v, a["clamp"]))
+
+    def _quant(self, n):
+        """A k-bit activation quantizer no K-bit kernel took: clamp, then int8 QUANTIZE + DEQUANTIZE."""
+        x = self._float(n.inputs[0])
+        a = n.attrs
+        z = a["zero"]
+        if z != int(z):
+            raise EmitError(f"quantizer '{n.name}'{' at ' + n.source if n.source else ''}: a fractional zero point "
+                            "cannot be emulated with int8 QUANTIZE")
+        z = int(z)
+        # int8 zero point that keeps the codes in [-128, 127] (an unsigned 8-bit range moves down by 128)
+        zp = z if a["qmin"] >= -128 and a["qmax"] <= 127 else z - a["qmin"] - 128
+        scale = np.asarray(a["scale"], np.float32)
+        uniform = bool(np.all(scale == scale.reshape(-1)[0]))
+        v = x.v
+        if uniform:
+            s = float(scale.reshape(-1)[0])
+            v = self.b.hardtanh(v, float(np.float32((a["qmin"] - z) * s)), float(np.float32((a["qmax"] - z) * s)),
+                                name=f"{n.name}.range")
+        else:  # per-channel scale: normalise to step 1 around the int8 ops
+            ch = len(scale)
+            v = self.b.affine(v, self._vec(x, (1 / scale.astype(np.float64)).astype(np.float32)),
+                              np.zeros(ch, np.float32), None, f"{n.name}.unscale")
+            v = self.b.hardtanh(v, float(a["qmin"] - z), float(a["qmax"] - z), name=f"{n.name}.range")
+            s = 1.0
+        v = self.b.dequantize(self.b.quantize(v, s, zp, name=f"{n.name}.quantize"), name=f"{n.name}.dequantize")
+        if not uniform:
+            v = self.b.affine(v, self._vec(x, scale), np.zeros(len(scale), np.float32), None, f"{n.name}.rescale")
+        return _Val(v, x.chw)
 
     def _affine(self, n):
         x = self._float(n.inputs[0])

@@ -45,12 +45,11 @@ def fold_affine(g: WGraph) -> None:
             if n.op == "affine" and p.op in PRODUCERS and p.attrs.get("clamp", NO_CLAMP) == NO_CLAMP \
                     and "thresholds" not in p.attrs:
                 _fold_affine(g, p, n.attrs["scale"], n.attrs["bias"])
-            elif n.op == "affine" and p.op == "affine":
+            elif n.op == "affine" and p.op == "affine" and p.attrs.get("clamp", NO_CLAMP) == NO_CLAMP:
+                # (an affine cannot move through the clamp of the one before it)
                 s, b = n.attrs["scale"], n.attrs["bias"]
                 p.attrs["bias"] = (p.attrs["bias"] * s + b).astype(np.float32)
                 p.attrs["scale"] = (p.attrs["scale"] * s).astype(np.float32)
-                if p.attrs.get("clamp", NO_CLAMP) != NO_CLAMP:
-                    continue
             elif n.op == "clamp" and p.op in FUSED_CLAMP_OPS and "thresholds" not in p.attrs:
                 lo, hi = p.attrs.get("clamp", NO_CLAMP)
                 p.attrs["clamp"] = (max(lo, n.attrs["lo"]), min(hi, n.attrs["hi"]))
