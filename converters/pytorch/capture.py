@@ -355,6 +355,8 @@ class Lowering:
             return add("prelu", args[0], slope=per_channel(slope, ch, "leaky_relu slope"))
         if name == "prelu" and len(acts) == 1 and not self._is_const(args[0]):
             return add("prelu", args[0], slope=per_channel(self._np(args[1]), ch, "prelu slope"))
+        if name == "abs":
+            return add("abs", args[0])
         if name == "neg":
             return add("affine", args[0], scale=np.full(ch, -1, np.float32), bias=np.zeros(ch, np.float32))
         if name in ("add", "sub", "mul", "div", "rsub") and len(acts) == 1:
@@ -550,6 +552,9 @@ class Lowering:
         x, dims = node.args[:2]
         keep = node.args[2] if len(node.args) > 2 else node.kwargs.get("keepdim", False)
         nd = len(self.shape[x])
+        if keep and [d % nd for d in dims] == [1]:  # mean over channels (XNOR-Net's mean_c |x|)
+            self._emit(node, "cmean", [x])
+            return
         if nd != 4 or sorted(d % 4 for d in dims) != [2, 3]:
             raise UnsupportedOp(f"mean over {list(dims)} at {_source(node)}: only the spatial mean (global average "
                                 "pool) is supported")
@@ -588,6 +593,17 @@ class Lowering:
             raise UnsupportedOp(f"add at {_source(node)} with alpha={alpha} or broadcasting {self.shape[a]} + "
                                 f"{self.shape[b]} is not supported")
         self._emit(node, "add", [a, b], clamp=NO_CLAMP)
+
+    def _op_mul(self, node):
+        a, b = node.args[:2]
+        sa, sb = self.shape[a], self.shape[b]
+        if sa != self.shape[node]:
+            a, b, sa, sb = b, a, sb, sa
+        if sa != self.shape[node] or len(sb) != len(sa) or (sb != sa and (sb[1] != 1 or sb[0] != sa[0]
+                                                                           or sb[2:] != sa[2:])):
+            raise UnsupportedOp(f"mul at {_source(node)} of {sa} by {sb}: only equal shapes or a factor per "
+                                "position (channel dim 1) are supported")
+        self._emit(node, "mul", [a, b])
 
     def _op_cat(self, node):
         xs = node.args[0]

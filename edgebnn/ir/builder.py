@@ -509,6 +509,24 @@ class GraphBuilder:
         return self._unary(OpType.AFFINE, xv, {Attr.ACTIVATION: (int(Activation.parse(activation)),)}, name,
                            [self._opt_vec(scale, c, "scale"), self._opt_vec(bias, c, "bias")])
 
+    def abs(self, x, name=None) -> Value:
+        return self._unary(OpType.ABS, x, name=name)
+
+    def channel_mean(self, x, name=None) -> Value:
+        """Mean over the last (channel) axis, kept as a dim of 1."""
+        x = self._value(x)
+        self._expect(x, DType.F32, None, "channel_mean input")
+        return self._op(OpType.CHANNEL_MEAN, [x], DType.F32, tuple(x.shape[:-1]) + (1,), None, name)
+
+    def mul(self, a, b, name=None) -> Value:
+        """a * b elementwise; b may have last dim 1 (one factor per position, broadcast over channels)."""
+        a, b = self._value(a), self._value(b)
+        self._expect(a, DType.F32, None, "mul input")
+        self._expect(b, DType.F32, None, "mul input")
+        if len(a.shape) != len(b.shape) or a.shape[:-1] != b.shape[:-1] or b.shape[-1] not in (1, a.shape[-1]):
+            raise ValueError(f"mul needs equal shapes or a second operand with last dim 1, got {a.shape} and {b.shape}")
+        return self._op(OpType.MUL, [a, b], DType.F32, a.shape, None, name)
+
     def softmax(self, x, name=None) -> Value:
         return self._unary(OpType.SOFTMAX, x, name=name)
 

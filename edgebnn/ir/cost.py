@@ -52,7 +52,7 @@ def op_cost(graph: Graph, index: int) -> OpCost:
         c.binary_ops = math.prod(out.shape) * math.prod(op.attrs.get(Attr.KERNEL, (1, 1)))
     elif ty in (OpType.ADD, OpType.AFFINE, OpType.PRELU, OpType.GLOBAL_AVG_POOL, OpType.SOFTMAX,
                 OpType.RELU, OpType.RELU6, OpType.HARDTANH, OpType.SIGN_PACK, OpType.QUANTIZE,
-                OpType.DEQUANTIZE):
+                OpType.DEQUANTIZE, OpType.ABS, OpType.CHANNEL_MEAN, OpType.MUL):
         c.flops = math.prod(x.shape) * (2 if ty in (OpType.AFFINE, OpType.SOFTMAX) else 1)
     return c
 

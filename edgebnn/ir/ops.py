@@ -36,6 +36,9 @@ class OpType(enum.IntEnum):
     SOFTMAX = 25
     QUANTIZE = 26
     DEQUANTIZE = 27
+    ABS = 28
+    CHANNEL_MEAN = 29   # mean over the last axis, kept as a dim of 1 (XNOR-Net's mean_c |x|)
+    MUL = 30            # elementwise product; the second operand may have last dim 1 (a scale per position)
 
 
 class Attr(enum.IntEnum):

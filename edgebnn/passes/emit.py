@@ -280,6 +280,21 @@ class Emitter:
             return _Val(self.b.relu6(x.v, n.name), x.chw)
         return _Val(self.b.hardtanh(x.v, lo, hi, n.name), x.chw)
 
+    def _abs(self, n):
+        x = self._float(n.inputs[0])
+        return _Val(self.b.abs(x.v, n.name), x.chw)
+
+    def _cmean(self, n):
+        return _Val(self.b.channel_mean(self._float(n.inputs[0]).v, n.name))
+
+    def _mul(self, n):
+        a, b = self._float(n.inputs[0]), self._float(n.inputs[1])
+        if b.v.shape != a.v.shape and b.v.shape[-1] != 1:
+            raise EmitError(f"mul '{n.name}': operands {a.v.shape} and {b.v.shape} do not broadcast")
+        if b.v.shape == a.v.shape and a.chw != b.chw:
+            raise EmitError(f"mul '{n.name}': operands flattened differently")
+        return _Val(self.b.mul(a.v, b.v, n.name), a.chw)
+
     def _prelu(self, n):
         x = self._float(n.inputs[0])
         return _Val(self.b.prelu(x.v, self._vec(x, n.attrs["slope"]), n.name), x.chw)

@@ -20,6 +20,7 @@ Node ops and their attributes (channel axis is 1; shapes are the logical NCHW / 
     maxpool / avgpool  kernel, stride, pads, count_include_pad (avg)
     gap       global average pool (keepdims)
     add, cat (axis), flatten, softmax, unpack
+    abs, cmean (mean over channels, kept as a dim of 1), mul (a · b, b may have 1 channel)
 Float clamps use (-inf, inf) for "none".
 """
 from __future__ import annotations

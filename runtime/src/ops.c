@@ -17,7 +17,7 @@ static const char *const OP_NAMES[EB_OP_COUNT_] = {
     "?", "CONV2D", "DEPTHWISE_CONV2D", "FULLY_CONNECTED", "HETCONV2D", "BCONV2D", "BFULLY_CONNECTED",
     "KBIT_CONV2D", "HORQ_CONV2D", "SIGN_PACK", "UNPACK", "MAX_POOL2D", "AVG_POOL2D", "BMAX_POOL2D",
     "GLOBAL_AVG_POOL", "ADD", "CONCAT", "RELU", "RELU6", "PRELU", "HARDTANH", "AFFINE", "RESHAPE",
-    "TRANSPOSE", "CHANNEL_SHUFFLE", "SOFTMAX", "QUANTIZE", "DEQUANTIZE"};
+    "TRANSPOSE", "CHANNEL_SHUFFLE", "SOFTMAX", "QUANTIZE", "DEQUANTIZE", "ABS", "CHANNEL_MEAN", "MUL"};
 
 const char *eb_op_type_name(int type) { return type > 0 && type < EB_OP_COUNT_ ? OP_NAMES[type] : "?"; }
 
@@ -407,6 +407,26 @@ static eb_status check_node(const eb_model *m, eb_node *nd, eb_error *err) {
       REQ(is(x, EB_F32, -1) && y->dtype == EB_F32 && same_shape(x, y), "needs f32 input and output of one shape");
       REQ(nd->type != EB_OP_HARDTANH || p->clamp[0] <= p->clamp[1], "clamp min must be <= max");
       return EB_OK;
+    case EB_OP_ABS:
+      if ((st = check_arity(err, nd, 1, 1))) return st;
+      REQ(is(x, EB_F32, -1) && y->dtype == EB_F32 && same_shape(x, y), "needs f32 input and output of one shape");
+      return EB_OK;
+    case EB_OP_CHANNEL_MEAN: {
+      if ((st = check_arity(err, nd, 1, 1))) return st;
+      REQ(is(x, EB_F32, -1) && y->dtype == EB_F32 && y->ndim == x->ndim && y->dims[y->ndim - 1] == 1,
+          "needs an f32 input and an f32 output whose last dim is 1");
+      for (int d = 0; d < x->ndim - 1; d++) REQ(y->dims[d] == x->dims[d], "output must keep dim %d", d);
+      return EB_OK;
+    }
+    case EB_OP_MUL: {
+      if ((st = check_arity(err, nd, 2, 2))) return st;
+      REQ(is(x, EB_F32, -1) && is(w, EB_F32, -1) && y->dtype == EB_F32 && same_shape(x, y) && w->ndim == x->ndim,
+          "needs two f32 inputs of one rank and an output shaped like the first");
+      for (int d = 0; d < x->ndim - 1; d++) REQ(w->dims[d] == x->dims[d], "second input must match dim %d", d);
+      REQ(w->dims[x->ndim - 1] == x->dims[x->ndim - 1] || w->dims[x->ndim - 1] == 1,
+          "second input's last dim must equal the first's or be 1 (one scale per position)");
+      return EB_OK;
+    }
     case EB_OP_PRELU:
       if ((st = check_arity(err, nd, 2, 2))) return st;
       REQ(is(x, EB_F32, -1) && y->dtype == EB_F32 && same_shape(x, y), "needs f32 input and output of one shape");
@@ -698,6 +718,13 @@ void eb_op_run(const eb_session *s, const eb_node *nd) {
     case EB_OP_RELU6: eb_ref_clamp_f32(x->count, PTR(0), 0.0f, 6.0f, out); break;
     case EB_OP_HARDTANH: eb_ref_clamp_f32(x->count, PTR(0), p->clamp[0], p->clamp[1], out); break;
     case EB_OP_PRELU: eb_ref_prelu_f32(rows_of(x), (int)x->dims[x->ndim - 1], PTR(0), PTR(1), out); break;
+    case EB_OP_ABS: eb_ref_abs_f32(x->count, PTR(0), out); break;
+    case EB_OP_CHANNEL_MEAN: eb_ref_channel_mean_f32(rows_of(x), (int)x->dims[x->ndim - 1], PTR(0), out); break;
+    case EB_OP_MUL: {
+      const eb_tensor *b = &m->tensors[nd->in[1]];
+      eb_ref_mul_f32(rows_of(x), (int)x->dims[x->ndim - 1], PTR(0), PTR(1), (int)b->dims[b->ndim - 1] == 1, out);
+      break;
+    }
     case EB_OP_AFFINE:
       eb_ref_affine_f32(rows_of(x), (int)x->dims[x->ndim - 1], PTR(0), PTR(1), PTR(2), p->out_min, p->out_max, out);
       break;

@@ -423,6 +423,15 @@ def prelu(x, slope):
     return np.where(x >= 0, x, s * x).astype(np.float32)
 
 
+def channel_mean(x):
+    """Mean over the last axis, summed in index order in float32 (as the runtime does)."""
+    x = np.asarray(x, dtype=np.float32)
+    acc = np.zeros(x.shape[:-1], np.float32)
+    for i in range(x.shape[-1]):
+        acc = (acc + x[..., i]).astype(np.float32)
+    return (acc / np.float32(x.shape[-1])).astype(np.float32)[..., None]
+
+
 def affine(x, scale, bias, out_min=-INF, out_max=INF):
     """clamp(x * scale[c] + bias[c]) in float32."""
     x = np.asarray(x, dtype=np.float32)

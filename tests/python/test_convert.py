@@ -206,7 +206,8 @@ ZOO_CASES = [("binarynet_mlp", {}, (1, 28, 28)), ("binarynet_cnn", {}, (1, 28, 2
              ("birealnet18", {}, (3, 64, 64)), ("quicknet", {}, (3, 64, 64)),
              ("mobilenet_v1", {"width": 0.25}, (3, 64, 64)), ("mobilenet_v2", {"width": 0.35}, (3, 64, 64)),
              ("hetconv_resnet", {"part": 4}, (3, 32, 32)),
-             ("binarynet_cnn", {"method": "horq"}, (1, 28, 28)), ("binarynet_cnn", {"method": "hwgq"}, (1, 28, 28))]
+             ("binarynet_cnn", {"method": "horq"}, (1, 28, 28)), ("binarynet_cnn", {"method": "hwgq"}, (1, 28, 28)),
+             ("binarynet_cnn", {"method": "xnor"}, (1, 28, 28)), ("xnor_resnet18", {}, (3, 64, 64))]
 
 
 @pytest.mark.parametrize("name,kwargs,shape", ZOO_CASES,

@@ -530,6 +530,27 @@ def test_prelu(tmp_path, c):
     assert_close(run(tmp_path, b, x), R.prelu(x, slope), rtol=1e-6)
 
 
+@pytest.mark.parametrize("c", [1, 3, 65])
+def test_abs_channel_mean_mul(tmp_path, c):
+    """XNOR-Net's input scale: K = mean_c |x|, then y * K broadcast over channels."""
+    rng = rng_for("xnor-scale", c)
+    x = f32(rng, 2, 3, 4, c, scale=3.0)
+    y = f32(rng, 2, 3, 4, c)
+    b = GraphBuilder()
+    xi, yi = b.input("x", x.shape), b.input("y", y.shape)
+    k = b.channel_mean(b.abs(xi))
+    b.output(b.mul(yi, k))
+    b.output(b.mul(yi, xi))
+    path = save(b.build(), tmp_path / "m.ebnn")
+    out = Runtime(path).run(x, y)
+    k_want = R.channel_mean(np.abs(x))
+    assert_exact(out[0], (y * k_want).astype(np.float32))
+    assert_exact(out[1], (y * x).astype(np.float32))
+    bad = GraphBuilder()
+    with pytest.raises(ValueError):
+        bad.mul(bad.input("a", (1, 2, 2, 4)), bad.input("b", (1, 2, 2, 2)))
+
+
 @pytest.mark.parametrize("act", [None, "relu", "relu6"])
 @pytest.mark.parametrize("c", [1, 65])
 def test_affine(tmp_path, c, act):

@@ -144,6 +144,12 @@ void eb_ref_add_f32(size_t count, const float *a, const float *b,
 void eb_ref_clamp_f32(size_t count, const float *x, float lo, float hi,
                       float *y);
 /* y = x >= 0 ? x : slope[c] * x */
+/* y = |x| */
+void eb_ref_abs_f32(size_t count, const float *x, float *y);
+/* y[r] = mean of x[r, 0..c): summed in index order, then divided by c */
+void eb_ref_channel_mean_f32(size_t rows, int c, const float *x, float *y);
+/* y[r, i] = a[r, i] * b[r, i], or * b[r] when per_row (b's last dim is 1) */
+void eb_ref_mul_f32(size_t rows, int c, const float *a, const float *b, int per_row, float *y);
 void eb_ref_prelu_f32(size_t rows, int c, const float *x, const float *slope,
                       float *y);
 /* y = clamp(x * scale[c] + bias[c]) */

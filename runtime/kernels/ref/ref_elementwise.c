@@ -145,3 +145,24 @@ void eb_ref_dequantize_i8(size_t outer, int channels, size_t inner,
     }
   }
 }
+
+void eb_ref_abs_f32(size_t count, const float *x, float *y) {
+  for (size_t i = 0; i < count; ++i) y[i] = fabsf(x[i]);
+}
+
+void eb_ref_channel_mean_f32(size_t rows, int c, const float *x, float *y) {
+  for (size_t r = 0; r < rows; ++r) {
+    const float *xr = x + r * (size_t)c;
+    float sum = 0.0f;
+    for (int i = 0; i < c; ++i) sum += xr[i];
+    y[r] = sum / (float)c;
+  }
+}
+
+void eb_ref_mul_f32(size_t rows, int c, const float *a, const float *b, int per_row, float *y) {
+  for (size_t r = 0; r < rows; ++r)
+    for (int i = 0; i < c; ++i) {
+      const size_t k = r * (size_t)c + (size_t)i;
+      y[k] = a[k] * (per_row ? b[r] : b[k]);
+    }
+}
