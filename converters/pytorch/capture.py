@@ -708,7 +708,11 @@ def export(model, example: torch.Tensor) -> torch.export.ExportedProgram:
         return model
     if isinstance(model, torch.jit.ScriptModule):
         try:
+            import logging
+
             from torch._export.converter import TS2EPConverter
+            # it logs a warning per specialised input dim, which is the point here: quiet it
+            logging.getLogger("torch._export").setLevel(logging.ERROR)
             return TS2EPConverter(model, (example,)).convert()
         except Exception as e:
             raise UserError(f"cannot convert this TorchScript model to torch.export ({type(e).__name__}: "

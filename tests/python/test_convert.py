@@ -326,6 +326,28 @@ def test_cli_convert_whole_module_and_torchscript(tmp_path, edgebnn_cli):
     assert r.returncode == 1 and "pickle" in r.stderr and not (tmp_path / "np.ebnn").exists()
 
 
+def test_torchscript_and_python_api(tmp_path):
+    import edgebnn
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 26 * 26, 3))
+    model = _randomize_bn(model)
+    torch.jit.save(torch.jit.script(model), tmp_path / "ts.pt")
+    report = edgebnn.convert(tmp_path / "ts.pt", input_shape=(1, 1, 28, 28), output=tmp_path / "ts.ebnn")
+    assert report.verify["same_argmax"]
+    _check_close(model, torch.rand(1, 1, 28, 28), tmp_path / "ts.ebnn")
+
+
+class DataDependent(nn.Module):
+    def forward(self, x):
+        return x * 2 if x.sum() > 0 else x
+
+
+def test_export_failure_is_one_clear_error(tmp_path):
+    with pytest.raises(UserError) as e:
+        convert(DataDependent(), example_input=torch.randn(1, 3, 4, 4), output=tmp_path / "d.ebnn")
+    assert str(e.value).startswith("torch.export failed on this model:") and "\n" not in str(e.value)
+    assert not (tmp_path / "d.ebnn").exists()
+
+
 def test_errors_are_one_line_and_write_nothing(tmp_path, edgebnn_cli):
     (tmp_path / "junk.pt").write_bytes(b"not a model at all")
     r = edgebnn_cli("convert", tmp_path / "junk.pt")
