@@ -18,7 +18,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from edgebnn.errors import UserError
-from edgebnn.passes.graph import NO_CLAMP, WGraph
+from edgebnn.passes.graph import NO_CLAMP, WGraph, channel_vector
 
 from .qonnx_ops import DOMAINS, REF_OPS, int_range
 
@@ -83,21 +83,6 @@ def _from_ord(o: np.ndarray) -> np.ndarray:
     i = np.where(o >= 0, o, (-(o + 1)) | 0x80000000).astype(np.uint32)
     return i.view(np.float32)
 
-
-def _channel_vector(k: np.ndarray, shape) -> np.ndarray | None:
-    """A constant operand of an elementwise op as one value per channel (axis 1), if it is one."""
-    ch = shape[1] if len(shape) >= 2 else 1
-    k = np.asarray(k, np.float32)
-    if k.size == 1:
-        return np.full(ch, k.reshape(()), np.float32)
-    try:
-        full = np.broadcast_to(k, shape)
-    except ValueError:
-        return None
-    vec = full.reshape(shape[0], ch, -1)[0, :, 0]
-    if not np.array_equal(full, np.broadcast_to(vec.reshape((1, ch) + (1,) * (len(shape) - 2)), shape)):
-        return None
-    return vec.astype(np.float32)
 
 
 class _NotSign(Exception):
@@ -298,7 +283,7 @@ class Lowering:
         if op == "LeakyRelu":
             return add("prelu", x0, slope=np.full(ch, at.get("alpha", 0.01), np.float32))
         if op == "PRelu" and self.is_const(node.input[1]):
-            slope = _channel_vector(self.c(node.input[1]), shape)
+            slope = channel_vector(self.c(node.input[1]), shape)
             if slope is not None:
                 return add("prelu", x0, slope=slope)
         if op == "Neg":
@@ -311,7 +296,7 @@ class Lowering:
                 return add("clamp", x, lo=v, hi=np.inf) if op == "Max" else add("clamp", x, lo=-np.inf, hi=v)
         if op in ("Add", "Sub", "Mul", "Div") and len(node.input) == 2:
             x, k, first = self._const_operand(node)
-            kv = _channel_vector(self.c(k), shape)
+            kv = channel_vector(self.c(k), shape)
             if kv is not None and self.shape(x) == shape:
                 zeros, ones = np.zeros(ch, np.float32), np.ones(ch, np.float32)
                 if op == "Add":
@@ -343,7 +328,7 @@ class Lowering:
             raise UnsupportedOp(f"Quant at node '{node.name or out}' has bit width {bits}: only 1..8 bits on "
                                 "activations can run in the runtime")
         lo, hi = int_range(at.get("signed", 1), at.get("narrow", 0), int(bits))
-        scale = _channel_vector(self.c(node.input[1]), shape)
+        scale = channel_vector(self.c(node.input[1]), shape)
         zero = self.c(node.input[2])
         if scale is None or zero.size != 1 or np.any(scale <= 0):
             raise UnsupportedOp(f"Quant at node '{node.name or out}': only a per-tensor or per-channel positive "

@@ -21,7 +21,7 @@ import torch
 from torch.fx.node import map_arg
 
 from edgebnn.errors import UserError
-from edgebnn.passes.graph import NO_CLAMP, WGraph, per_channel
+from edgebnn.passes.graph import NO_CLAMP, WGraph, channel_vector, per_channel
 
 aten = torch.ops.aten
 
@@ -363,7 +363,7 @@ class Lowering:
             xi = 0 if not self._is_const(args[0]) else 1
             x, k = args[xi], args[1 - xi]
             alpha = node.kwargs.get("alpha", args[2] if len(args) > 2 else 1)
-            kv = _channel_vector(self._np(k), shape)
+            kv = channel_vector(self._np(k), shape)
             if kv is None:
                 raise UnsupportedOp(f"aten.{name} at {src} with a constant of shape {tuple(self._np(k).shape)} that "
                                     "is not one value per channel")
@@ -640,20 +640,6 @@ class Lowering:
 class _NotSign(Exception):
     pass
 
-
-def _channel_vector(k: np.ndarray, shape) -> np.ndarray | None:
-    """A constant operand of an elementwise op as one value per channel (axis 1), if it is one."""
-    ch = shape[1] if len(shape) >= 2 else 1
-    if k.size == 1:
-        return np.full(ch, k.reshape(()), np.float32)
-    try:
-        full = np.broadcast_to(k, shape)
-    except ValueError:
-        return None
-    vec = full.reshape(shape[0], ch, -1)[0, :, 0]
-    if not np.array_equal(full, np.broadcast_to(vec.reshape((1, ch) + (1,) * (len(shape) - 2)), shape)):
-        return None
-    return vec.astype(np.float32)
 
 
 def _dense_hetconv(model: torch.nn.Module) -> torch.nn.Module:

@@ -113,3 +113,20 @@ def per_channel(value, channels: int, what: str) -> np.ndarray:
     if a.size != channels:
         raise ValueError(f"{what}: {a.size} values for {channels} channels")
     return a.reshape(channels).astype(np.float32)
+
+
+def channel_vector(k, shape) -> np.ndarray | None:
+    """A constant operand of an elementwise op as one value per channel (axis 1), if it is one
+    (a scalar, a [C] / [1, C, 1, 1] vector, or a full tensor constant along the other axes)."""
+    k = np.asarray(k, np.float32)
+    ch = shape[1] if len(shape) >= 2 else 1
+    if k.size == 1:
+        return np.full(ch, k.reshape(()), np.float32)
+    try:
+        full = np.broadcast_to(k, shape)
+    except ValueError:
+        return None
+    vec = full.reshape(shape[0], ch, -1)[0, :, 0]
+    if not np.array_equal(full, np.broadcast_to(vec.reshape((1, ch) + (1,) * (len(shape) - 2)), shape)):
+        return None
+    return vec.astype(np.float32)
