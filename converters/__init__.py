@@ -1,9 +1,11 @@
-"""Front-ends and exporters: PyTorch and ONNX / QONNX (TFLite/LCE build on the same passes).
-Installed as ``edgebnn.converters``; needs the `convert` extra (torch, onnx).
+"""Front-ends and exporters: PyTorch, ONNX / QONNX and TFLite.
+Installed as ``edgebnn.converters``; PyTorch and ONNX need the `convert` extra (torch, onnx); TFLite
+needs nothing (its flatbuffer reader is built in).
 
     >>> from edgebnn.converters import convert
     >>> report = convert(model, example_input=torch.zeros(1, 1, 28, 28), output="model.ebnn")
     >>> report = convert("TFC_1W1A.onnx", output="tfc.ebnn")
+    >>> report = convert("mobilenet_v2_1.0_224_quant.tflite", output="mnv2.ebnn")
     >>> print(report.format_text())
 """
 from __future__ import annotations
@@ -40,11 +42,15 @@ def convert(model, example_input=None, output=None, input_shape=None, allow_pick
     labels: class names stored in the file (`edgebnn run` prints them); preprocess: how `edgebnn run`
     turns an image into the input, {"grayscale", "scale", "mean", "std", "invert"} (docs/format.md).
     verify: run the converted model on the example and record how far it is from PyTorch.
-    A path ending in .onnx is imported as ONNX / QONNX (see convert_onnx).
+    A path ending in .onnx is imported as ONNX / QONNX (see convert_onnx), .tflite as TFLite
+    (see convert_tflite).
     """
     if isinstance(model, (str, Path)) and Path(model).suffix.lower() == ".onnx":
         return convert_onnx(model, output=output, input_shape=input_shape, labels=labels, preprocess=preprocess,
                             verify=verify, example_input=example_input)
+    if isinstance(model, (str, Path)) and Path(model).suffix.lower() == ".tflite":
+        return convert_tflite(model, output=output, input_shape=input_shape, labels=labels, preprocess=preprocess,
+                              verify=verify, example_input=example_input)
     try:
         import torch
     except ImportError:
@@ -59,8 +65,6 @@ def convert(model, example_input=None, output=None, input_shape=None, allow_pick
     meta = {"producer": f"edgebnn convert (PyTorch {torch.__version__})"}
     if isinstance(model, (str, Path)):
         path = Path(model)
-        if path.suffix.lower() == ".tflite":
-            raise UserError(f"{path}: {path.suffix} import is not available yet; convert the PyTorch source model")
         source = str(path)
         if path.is_file():
             meta["source.sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -150,6 +154,64 @@ def convert_onnx(path, output=None, input_shape=None, labels=None, preprocess: d
     if verify:
         out = model.graph.output[0].name
         _verify_arrays(report, graph, x, values[out])
+    if output is not None:
+        from edgebnn.format.writer import save
+        save(graph, output)
+        report.file_bytes = Path(output).stat().st_size
+    else:
+        from edgebnn.format.writer import to_bytes
+        report.file_bytes = len(to_bytes(graph))
+    return report
+
+
+def convert_tflite(path, output=None, input_shape=None, labels=None, preprocess: dict | None = None,
+                   verify: bool = True, example_input=None) -> ConversionReport:
+    """Convert a TFLite flatbuffer (float32, int8 per-channel or uint8 asymmetric) to a packed .ebnn.
+
+    The converted model takes a float NHWC input (quantized models quantize it in the graph) and
+    returns float outputs (int8 ones dequantized); `input.preprocess` defaults to the mapping the
+    model's input quantization implies, so `edgebnn run photo.bmp` feeds it like TFLite's uint8 /
+    int8 pixels. verify: compare with tflite-runtime / ai-edge-litert on a random input when one
+    is installed. Writes `output` only when everything succeeded.
+    """
+    import numpy as np
+
+    from .report import build_report
+    from .tflite import load_tflite, lower
+    from .tflite.load import input_preprocess
+    from .tflite.peer import make_interpreter, peer_run, quantize_input
+
+    path = Path(path)
+    model, data = load_tflite(path)
+    graph, layer_of_op, wg = lower(model, path)
+    shape = graph.tensors[graph.inputs[0]].shape
+    if input_shape is not None and _shape(input_shape) != tuple(shape):
+        raise UserError(f"--input-shape {','.join(map(str, _shape(input_shape)))} disagrees with the TFLite "
+                        f"model's input {list(shape)} (NHWC); leave it out")
+    meta = {"producer": f"edgebnn convert (TFLite schema v{model.version}{', ' + model.description if model.description else ''})",
+            "source.sha256": hashlib.sha256(data).hexdigest(), "source.file": path.name,
+            "input.shape": ",".join(str(d) for d in shape),
+            "input.preprocess": json.dumps(preprocess or input_preprocess(model))}
+    if labels:
+        meta["labels"] = json.dumps([str(v) for v in labels])
+    graph.metadata.update(meta)
+    report = build_report(graph, layer_of_op, wg, str(path), output)
+    report.input_shape = tuple(shape)
+    report.reference = "tflite-runtime"
+    if verify:
+        if example_input is not None:
+            x = np.asarray(example_input, np.float32)
+        else:
+            x = np.random.default_rng(0).random(shape, dtype=np.float32)  # real values in [0, 1)
+        peer_x = quantize_input(model, x)
+        xt = model.tensors[model.inputs[0]]
+        if xt.type in (3, 9):  # feed the runtime the exact reals the codes stand for
+            x = ((peer_x.astype(np.float64) - int(xt.zero_point[0])) * float(xt.scale[0])).astype(np.float32)
+        got = peer_run(data, peer_x)
+        if got is None:
+            report.notes.append(f"not compared with TFLite: {make_interpreter(data)[1]}")
+        else:
+            _verify_arrays(report, graph, x, got[0][0])
     if output is not None:
         from edgebnn.format.writer import save
         save(graph, output)

@@ -215,8 +215,9 @@ class GraphBuilder:
         q = w.tensor.quant
         if w.tensor.data is None or q is None:
             raise ValueError(f"{what}: int8 weights must be a constant made with const(..., scale=...)")
-        if np.any(np.asarray(q.zero_point) != 0):
-            raise ValueError(f"{what}: int8 weights must be symmetric (zero point 0)")
+        # per-tensor weights may be asymmetric (TFLite uint8 models shifted to int8); per-channel ones not
+        if q.per_channel and np.any(np.asarray(q.zero_point) != 0):
+            raise ValueError(f"{what}: per-channel int8 weights must be symmetric (zero point 0)")
         if q.per_channel and q.axis != axis:
             raise ValueError(f"{what}: per-channel weight scales must run along axis {axis} (output channels)")
 

@@ -161,11 +161,13 @@ static int is_q8(const eb_tensor *t) {
   return t && t->dtype == EB_I8 && t->quant_kind == EBF_QUANT_TENSOR && t->zero_point >= -128 && t->zero_point <= 127;
 }
 
-/* Symmetric int8 weights quantized per tensor or along `axis` (the output channels). */
+/* int8 weights quantized along `axis` (the output channels, symmetric) or per tensor, where a
+ * zero point in [-128, 127] is allowed: TFLite's uint8 asymmetric models shifted to int8. */
 static eb_status check_q8_weights(const eb_model *m, eb_error *err, const eb_node *nd, const eb_tensor *w, int axis) {
   REQ(w && w->dtype == EB_I8 && w->data, "int8 layers need constant int8 weights");
   if (w->quant_kind == EBF_QUANT_TENSOR) {
-    REQ(w->zero_point == 0, "int8 weights must be symmetric (zero point 0), got %d", (int)w->zero_point);
+    REQ(w->zero_point >= -128 && w->zero_point <= 127, "int8 weights need a zero point in [-128, 127], got %d",
+        (int)w->zero_point);
     return EB_OK;
   }
   REQ(w->quant_kind == EBF_QUANT_CHANNEL && w->quant_axis == axis,
@@ -190,14 +192,14 @@ static eb_status check_q8_linear(const eb_model *m, eb_error *err, eb_node *nd, 
   if ((st = check_q8_weights(m, err, nd, w, w_axis))) return st;
   REQ(!input(m, nd, 2) || is_vec(input(m, nd, 2), EB_I32, oc), "int8 bias must be a constant i32 vector of %lld",
       (long long)oc);
-  /* |x - zp| <= 255 and |w| <= 128: keep the int32 accumulator exact */
-  REQ(taps <= INT32_MAX / (255 * 128) / 2, "%lld products per output would overflow the int32 accumulator",
+  /* |x - zp| <= 255 and |w - w_zp| <= 255: keep the int32 accumulator exact */
+  REQ(taps <= INT32_MAX / (255 * 255) / 2, "%lld products per output would overflow the int32 accumulator",
       (long long)taps);
   return set_scratch(err, nd, (uint64_t)oc * (sizeof(int32_t) + sizeof(int)));
 }
 
 static eb_q8_io q8_io(const eb_tensor *x, const eb_tensor *y, const eb_params *p) {
-  eb_q8_io q = {x->zero_point, y->zero_point, -128, 127};
+  eb_q8_io q = {x->zero_point, y->zero_point, -128, 127, 0};
   /* TFLite's CalculateActivationRangeQuantized: zp + round(bound / scale), in float */
   if (p->out_min > -INFINITY) {
     float v = roundf(p->out_min / y->scale) + (float)y->zero_point;
@@ -541,12 +543,14 @@ static int run_q8(const eb_session *s, const eb_node *nd, uint8_t *scratch) {
       int *shift = (int *)(scratch + (size_t)oc * sizeof(int32_t)), per_channel;
       const float *ws = w_scales(m, w, &per_channel);
       eb_q8_channel_multipliers(oc, x->scale, ws, per_channel, y->scale, mult, shift);
+      eb_q8_io qw = q;
+      qw.w_zp = per_channel ? 0 : w->zero_point;
       if (nd->type == EB_OP_FULLY_CONNECTED) {
-        eb_ref_fc_i8((int)x->dims[0], (int)x->dims[1], oc, PTR(0), PTR(1), PTR_OR_NULL(s, nd, 2), mult, shift, &q, out);
+        eb_ref_fc_i8((int)x->dims[0], (int)x->dims[1], oc, PTR(0), PTR(1), PTR_OR_NULL(s, nd, 2), mult, shift, &qw, out);
       } else {
         eb_conv_geom g = geom_of(m, nd);
-        if (nd->type == EB_OP_CONV2D) eb_ref_conv2d_i8(&g, PTR(0), PTR(1), PTR_OR_NULL(s, nd, 2), mult, shift, &q, out);
-        else eb_ref_dwconv2d_i8(&g, PTR(0), PTR(1), PTR_OR_NULL(s, nd, 2), mult, shift, &q, out);
+        if (nd->type == EB_OP_CONV2D) eb_ref_conv2d_i8(&g, PTR(0), PTR(1), PTR_OR_NULL(s, nd, 2), mult, shift, &qw, out);
+        else eb_ref_dwconv2d_i8(&g, PTR(0), PTR(1), PTR_OR_NULL(s, nd, 2), mult, shift, &qw, out);
       }
       return 1;
     }

@@ -182,6 +182,8 @@ int eb_xnn_supports(const eb_model *m, const eb_node *nd) {
     case EB_OP_CONV2D:
     case EB_OP_DEPTHWISE_CONV2D:
     case EB_OP_FULLY_CONNECTED: {
+      /* qc8 weights are symmetric: asymmetric (uint8-origin) weights stay on the reference kernels */
+      if (w->quant_kind == EBF_QUANT_TENSOR && w->zero_point != 0) return 0;
       /* qc8 requantizes in float: XNNPACK accepts scales in [2^-32, 256) */
       const size_t oc = (size_t)y->dims[y->ndim - 1];
       for (size_t c = 0; c < oc; c++) {

@@ -551,8 +551,8 @@ def _q8_multipliers(x_scale, w_scale, y_scale, oc):
 
 
 def conv2d_i8(x, x_scale, x_zp, w, w_scale, bias, y_scale, y_zp, strides=(1, 1), dilations=(1, 1),
-              pads=(0, 0, 0, 0), groups=1, out_min=-INF, out_max=INF):
-    """int8 NHWC x, int8 OHWI w (symmetric, per-channel or one scale), int32 bias -> int8."""
+              pads=(0, 0, 0, 0), groups=1, out_min=-INF, out_max=INF, w_zp=0):
+    """int8 NHWC x, int8 OHWI w (per-channel symmetric, or one scale and zero point w_zp), int32 bias -> int8."""
     xi = np.asarray(x, np.int64) - int(x_zp)
     oc, kh, kw, icg = w.shape
     n = x.shape[0]
@@ -560,7 +560,7 @@ def conv2d_i8(x, x_scale, x_zp, w, w_scale, bias, y_scale, y_zp, strides=(1, 1),
     win = _windows(xi, kh, kw, strides, dilations, pads, 0)
     _, oh, ow = win.shape[:3]
     acc = np.empty((n, oh, ow, oc), np.int64)
-    wi = np.asarray(w, np.int64)
+    wi = np.asarray(w, np.int64) - int(w_zp)
     for g in range(groups):
         p = win[..., g * icg:(g + 1) * icg].reshape(n * oh * ow, kh * kw * icg)
         acc[..., g * ocg:(g + 1) * ocg] = (p @ wi[g * ocg:(g + 1) * ocg].reshape(ocg, -1).T).reshape(n, oh, ow, ocg)
@@ -571,20 +571,20 @@ def conv2d_i8(x, x_scale, x_zp, w, w_scale, bias, y_scale, y_zp, strides=(1, 1),
 
 
 def depthwise_conv2d_i8(x, x_scale, x_zp, w, w_scale, bias, y_scale, y_zp, strides=(1, 1), dilations=(1, 1),
-                        pads=(0, 0, 0, 0), out_min=-INF, out_max=INF):
+                        pads=(0, 0, 0, 0), out_min=-INF, out_max=INF, w_zp=0):
     xi = np.asarray(x, np.int64) - int(x_zp)
     kh, kw, oc = w.shape
     m = oc // x.shape[3]
     win = np.repeat(_windows(xi, kh, kw, strides, dilations, pads, 0), m, axis=-1)
-    acc = np.einsum("nhwyxo,yxo->nhwo", win, np.asarray(w, np.int64))
+    acc = np.einsum("nhwyxo,yxo->nhwo", win, np.asarray(w, np.int64) - int(w_zp))
     if bias is not None:
         acc = acc + np.asarray(bias, np.int64)
     mult, shift = _q8_multipliers(x_scale, w_scale, y_scale, oc)
     return _q8_finish(acc, mult, shift, y_zp, *q8_act_range(out_min, out_max, y_scale, y_zp))
 
 
-def fully_connected_i8(x, x_scale, x_zp, w, w_scale, bias, y_scale, y_zp, out_min=-INF, out_max=INF):
-    acc = (np.asarray(x, np.int64) - int(x_zp)) @ np.asarray(w, np.int64).T
+def fully_connected_i8(x, x_scale, x_zp, w, w_scale, bias, y_scale, y_zp, out_min=-INF, out_max=INF, w_zp=0):
+    acc = (np.asarray(x, np.int64) - int(x_zp)) @ (np.asarray(w, np.int64) - int(w_zp)).T
     if bias is not None:
         acc = acc + np.asarray(bias, np.int64)
     mult, shift = _q8_multipliers(x_scale, w_scale, y_scale, w.shape[0])

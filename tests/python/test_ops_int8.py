@@ -217,6 +217,48 @@ def test_int8_layer_errors():
     with pytest.raises(ValueError, match="out_scale"):
         b.conv2d(x, b.const(w, scale=0.1), bias=None)
     with pytest.raises(ValueError, match="symmetric"):
-        b.conv2d(x, b.const(w, scale=0.1, zero_point=3), out_scale=0.1)
+        b.conv2d(x, b.const(w, scale=[0.1, 0.2], zero_point=[0, 3]), out_scale=0.1)
     with pytest.raises(ValueError, match="integers"):
         b.conv2d(x, b.const(w, scale=0.1), bias=np.ones(2, np.float32), out_scale=0.1)
+
+
+@pytest.mark.parametrize("kind", ["conv", "depthwise", "fc"])
+@pytest.mark.parametrize("w_zp", [-128, -37, 0, 41, 127])
+def test_asymmetric_weights_i8(tmp_path, monkeypatch, kind, w_zp):
+    """Per-tensor weights with a zero point (TFLite uint8 models shifted to int8): the reference
+    kernels subtract it exactly like TFLite's filter_offset; XNNPACK's symmetric qc8 never takes them."""
+    rng = np.random.default_rng(abs(w_zp) * 3 + len(kind))
+    b = GraphBuilder()
+    ws = np.float32(0.02)
+    if kind == "fc":
+        x = i8(rng, 3, 130)
+        xv = b.input("x", x.shape, dtype="i8", scale=SX, zero_point=ZX)
+        w, bias = i8(rng, 65, 130), rng.integers(-3000, 3000, 65).astype(np.int32)
+        real = ((x.astype(np.float64) - ZX) * SX) @ ((w.astype(np.float64) - w_zp) * ws).T
+        sy = out_scale_for(real)
+        b.output(b.fully_connected(xv, b.const(w, scale=ws, zero_point=w_zp), bias, out_scale=sy, out_zero_point=5))
+        want = R.fully_connected_i8(x, SX, ZX, w, ws, bias, sy, 5, w_zp=w_zp)
+    else:
+        x = i8(rng, 1, 9, 7, 63)
+        xv = b.input("x", x.shape, dtype="i8", scale=SX, zero_point=ZX)
+        pads = (1, 1, 1, 1)
+        if kind == "conv":
+            w = i8(rng, 65, 3, 3, 63)
+            wf = (w.astype(np.float64) - w_zp) * ws
+            real = R.conv2d((x.astype(np.float32) - ZX) * SX, wf.astype(np.float32), None, (2, 2), (1, 1), pads)
+            sy = out_scale_for(real)
+            b.output(b.conv2d(xv, b.const(w, scale=ws, zero_point=w_zp), None, 2, 1, pads, out_scale=sy,
+                              out_zero_point=-4))
+            want = R.conv2d_i8(x, SX, ZX, w, ws, None, sy, -4, (2, 2), (1, 1), pads, w_zp=w_zp)
+        else:
+            w = i8(rng, 3, 3, 63)
+            sy = np.float32(0.05)
+            b.output(b.depthwise_conv2d(xv, b.const(w, scale=ws, zero_point=w_zp, axis=2), None, 1, 1, pads,
+                                        out_scale=sy, out_zero_point=-4))
+            want = R.depthwise_conv2d_i8(x, SX, ZX, w, ws, None, sy, -4, (1, 1), (1, 1), pads, w_zp=w_zp)
+    ref, fast, backends = run_both(tmp_path, b, monkeypatch, x)
+    np.testing.assert_array_equal(ref, want)
+    if w_zp != 0:
+        assert backends[0] == "ref", backends
+        np.testing.assert_array_equal(fast, want)
+    assert len(np.unique(want)) > 10

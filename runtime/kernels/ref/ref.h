@@ -200,6 +200,9 @@ void eb_ref_dequantize_i8(size_t outer, int channels, size_t inner,
 typedef struct {
   int32_t in_zp, out_zp;
   int32_t act_min, act_max;
+  /* weights' zero point: 0 (symmetric) except for per-tensor weights imported from
+   * TFLite's uint8 asymmetric models, shifted to int8 (TFLite's filter_offset) */
+  int32_t w_zp;
 } eb_q8_io;
 
 void eb_quantize_multiplier(double m, int32_t *q, int *shift);
@@ -209,7 +212,7 @@ int32_t eb_mul_by_quantized_multiplier(int32_t acc, int32_t q, int shift);
 void eb_q8_channel_multipliers(int oc, float in_scale, const float *w_scale, int per_channel, float out_scale,
                                int32_t *mult, int *shift);
 
-/* acc = bias[o] + sum (x - in_zp) * w over taps inside the input (padding is
+/* acc = bias[o] + sum (x - in_zp) * (w - w_zp) over taps inside the input (padding is
  * real 0, i.e. contributes nothing); y = clamp(MBQM(acc) + out_zp). */
 void eb_ref_conv2d_i8(const eb_conv_geom *g, const int8_t *x, const int8_t *w, const int32_t *bias,
                       const int32_t *mult, const int *shift, const eb_q8_io *q, int8_t *y);

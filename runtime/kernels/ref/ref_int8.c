@@ -87,7 +87,7 @@ void eb_ref_conv2d_i8(const eb_conv_geom *g, const int8_t *x, const int8_t *w, c
               if (ix < 0 || ix >= g->iw) continue;
               const int8_t *xp = x + pix(n, iy, ix, g->ih, g->iw) * (size_t)g->ic + (size_t)grp * (size_t)icg;
               const int8_t *wp = wo + ((size_t)ky * (size_t)g->kw + (size_t)kx) * (size_t)icg;
-              for (int c = 0; c < icg; ++c) acc += ((int32_t)xp[c] - q->in_zp) * (int32_t)wp[c];
+              for (int c = 0; c < icg; ++c) acc += ((int32_t)xp[c] - q->in_zp) * ((int32_t)wp[c] - q->w_zp);
             }
           }
           yp[o] = finish(acc, mult[o], shift[o], q);
@@ -112,7 +112,7 @@ void eb_ref_dwconv2d_i8(const eb_conv_geom *g, const int8_t *x, const int8_t *w,
               const int ix = ox * g->sw - g->pl + kx * g->dw;
               if (ix < 0 || ix >= g->iw) continue;
               const int32_t xv = x[pix(n, iy, ix, g->ih, g->iw) * (size_t)g->ic + (size_t)c];
-              const int32_t wv = w[((size_t)ky * (size_t)g->kw + (size_t)kx) * (size_t)g->oc + (size_t)o];
+              const int32_t wv = w[((size_t)ky * (size_t)g->kw + (size_t)kx) * (size_t)g->oc + (size_t)o] - q->w_zp;
               acc += (xv - q->in_zp) * wv;
             }
           }
@@ -127,7 +127,7 @@ void eb_ref_fc_i8(int n, int k, int o, const int8_t *x, const int8_t *w, const i
     for (int j = 0; j < o; ++j) {
       const int8_t *xr = x + (size_t)r * (size_t)k, *wj = w + (size_t)j * (size_t)k;
       int32_t acc = bias ? bias[j] : 0;
-      for (int i = 0; i < k; ++i) acc += ((int32_t)xr[i] - q->in_zp) * (int32_t)wj[i];
+      for (int i = 0; i < k; ++i) acc += ((int32_t)xr[i] - q->in_zp) * ((int32_t)wj[i] - q->w_zp);
       y[(size_t)r * (size_t)o + (size_t)j] = finish(acc, mult[j], shift[j], q);
     }
 }
