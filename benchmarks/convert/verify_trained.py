@@ -1,6 +1,6 @@
 """Trained models through the whole path a user takes, compared with PyTorch on a full test set.
 
-    python benchmarks/convert/verify_trained.py [--epochs 1] [--dataset mnist] [--out docs/convert.md]
+    python benchmarks/convert/verify_trained.py [--epochs 1] [--dataset mnist] [--data-dir DIR] [--out docs/convert.md]
 
 For each method of the methods table: `edgebnn train binarynet_cnn --method M --export M.pt2`
 (the user's PyTorch model, as a torch.export program), `edgebnn convert M.pt2`, then every
@@ -26,6 +26,7 @@ def main():
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--dataset", default="mnist")
     ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--data-dir", help="folder with the IDX files (default: edgebnn's search path)")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[2] / "docs" / "convert.md")
     a = ap.parse_args()
 
@@ -35,14 +36,15 @@ def main():
     from edgebnn.converters import convert
     from edgebnn.datasets import load_split
 
-    images, labels = load_split(a.dataset, "test")
+    images, labels = load_split(a.dataset, "test", a.data_dir)
+    data_args = ["--data-dir", a.data_dir] if a.data_dir else []
     x = images.astype(np.float32).reshape(-1, 1, 28, 28) / 255
     rows = []
     with tempfile.TemporaryDirectory() as d:
         for m in a.methods.split(","):
             pt2, pt = Path(d) / f"{m}.pt2", Path(d) / f"{m}.pt"
             subprocess.run([sys.executable, "-m", "edgebnn", "train", "binarynet_cnn", "--method", m, "--dataset",
-                            a.dataset, "--epochs", str(a.epochs), "-o", str(pt), "--export", str(pt2)],
+                            a.dataset, "--epochs", str(a.epochs), "-o", str(pt), "--export", str(pt2), *data_args],
                            check=True, stdout=subprocess.DEVNULL)
             report = convert(pt2, output=Path(d) / f"{m}.ebnn")
             with torch.no_grad():
