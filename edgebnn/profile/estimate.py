@@ -63,8 +63,14 @@ def layer_class(graph: Graph, index: int) -> str:
 
 def expected_backend(op_type: OpType, arch: str) -> str:
     """The kernel family this runtime picks for an op on `arch` (kernels.c's run-time choice)."""
-    if op_type in (OpType.BCONV2D, OpType.BFULLY_CONNECTED):
-        return "popcnt" if arch == "x86_64" else "portable"
+    if op_type in (OpType.BCONV2D, OpType.BFULLY_CONNECTED, OpType.KBIT_CONV2D, OpType.HORQ_CONV2D,
+                   OpType.SIGN_PACK, OpType.BMAX_POOL2D):
+        return {"x86_64": "avx2", "aarch64": "neon", "armv7": "neon"}.get(arch, "scalar")
+    if op_type in (OpType.CONV2D, OpType.DEPTHWISE_CONV2D, OpType.FULLY_CONNECTED, OpType.ADD, OpType.MAX_POOL2D,
+                   OpType.AVG_POOL2D, OpType.GLOBAL_AVG_POOL):
+        return "xnnpack"  # Debian and Raspberry Pi OS ship libxnnpack-dev
+    if op_type is OpType.HETCONV2D:
+        return "hetconv-fused"
     return "ref"
 
 
@@ -103,7 +109,7 @@ def estimate(graph: Graph, device, threads: int = 1, engine: str = "edgebnn", nu
         int8 = numeric == "int8" or any(graph.tensors[j].dtype is DType.I8 for j in op.inputs if j is not None)
         if kind == "binary":
             work = c.binary_ops + c.flops
-            if engine == "optimized":
+            if engine == "optimized" or backend not in ("ref", "scalar"):  # SIMD binary kernels
                 rate = float(comp["binary_ops_per_cycle"]) * p["eff_binary"]
             else:
                 rate = p["scalar_binary_ops_per_cycle"]
