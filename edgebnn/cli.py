@@ -56,6 +56,7 @@ def main():
       edgebnn demo                        convert, run and time the shipped MNIST binary CNN
       edgebnn convert model.pt2           PyTorch -> packed .ebnn + a report of what became binary
       edgebnn inspect model.ebnn          layers, dtypes, packed sizes, arena, op counts
+      edgebnn export model.ebnn --to onnx the float-simulated model, to check in onnxruntime
       edgebnn run model.ebnn --input x.npy --top 5
       edgebnn profile model.ebnn --device rpi4b --host pi@pi4.local   latency, memory, energy
       edgebnn devices                     the boards `profile` knows
@@ -66,8 +67,9 @@ def main():
 
 
 def _register():
-    from .commands import convert, demo, devices, inspect, profile, run
+    from .commands import convert, demo, devices, export, inspect, profile, run
     main.add_command(convert.convert)
+    main.add_command(export.export)
     main.add_command(run.run)
     main.add_command(inspect.inspect)
     main.add_command(demo.demo)
