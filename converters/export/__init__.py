@@ -1,0 +1,1 @@
+"""Exporters: from the packed IR to other formats."""
