@@ -23,6 +23,8 @@ from edgebnn.ir.builder import GraphBuilder, Value
 from edgebnn.ir.dtypes import DType
 from edgebnn.passes.graph import WGraph
 
+from .lce_ops import NAMES as LCE_OPS
+from .lce_ops import LceOps, reshape_bits
 from .schema import TModel, TOp, TTensor
 
 # fused_activation_function codes (schema.fbs ActivationFunctionType)
@@ -31,7 +33,7 @@ _ACT_NAMES = {2: "RELU_N1_TO_1", 4: "TANH", 5: "SIGN_BIT"}
 _PAD = {0: "same", 1: "valid"}
 
 SUPPORTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "AVERAGE_POOL_2D", "MAX_POOL_2D", "MEAN",
-             "RESHAPE", "SQUEEZE", "SOFTMAX", "QUANTIZE", "DEQUANTIZE", "RELU", "RELU6", "CONCATENATION")
+             "RESHAPE", "SQUEEZE", "SOFTMAX", "QUANTIZE", "DEQUANTIZE", "RELU", "RELU6", "CONCATENATION", "MUL") + LCE_OPS
 
 
 class _Lowering:
@@ -175,7 +177,30 @@ class _Lowering:
         y = self.b.fully_connected(x, w, self.bias(op, 2, q), act, self._name(op), **kw)
         return self._shape_as(op, y)
 
+    def _const_channels(self, op: TOp):
+        """(activation index, constant [C] float vector) when one operand is that, else None."""
+        for a_i, c_i in (op.inputs[:2], op.inputs[1::-1]):
+            ct, at = self.t(c_i), self.t(a_i)
+            if ct.data is not None and at.data is None and ct.type == 0 and at.type == 0 and at.shape and \
+                    ct.data.size == at.shape[-1] and len(ct.shape) <= 1:
+                return a_i, ct.data.astype(np.float32).reshape(-1)
+        return None
+
+    def _mul(self, op: TOp) -> Value:
+        """x * c[C] (a per-channel scale, e.g. an exported AFFINE): AFFINE with a zero bias, exact."""
+        found = self._const_channels(op)
+        if found is None:
+            self.fail(op, "only a float multiply by a constant per-channel vector is supported")
+        act = self.activation(op, op.options.scalar(0, "b") if op.options else 0)
+        x_i, c = found
+        return self.b.affine(self.act(x_i, op), c, np.zeros_like(c), act, self._name(op))
+
     def _add(self, op: TOp) -> Value:
+        found = self._const_channels(op)
+        if found is not None:   # x + c[C]: AFFINE with a unit scale (1 * x is exact)
+            act = self.activation(op, op.options.scalar(0, "b") if op.options else 0)
+            x_i, c = found
+            return self.b.affine(self.act(x_i, op), np.ones_like(c), c, act, self._name(op))
         a_i, b_i = op.inputs[:2]
         self.check_types(op, a_i)
         a, b = self.act(a_i, op), self.act(b_i, op)
@@ -225,6 +250,8 @@ class _Lowering:
 
     def _reshape(self, op: TOp) -> Value:
         x_i = op.inputs[0]
+        if x_i in self.vals and self.vals[x_i].dtype is DType.BIT1:
+            return reshape_bits(self, op, self.vals[x_i])
         self.check_types(op, x_i)
         x = self.act(x_i, op)
         if self.is_q(x_i) and self.qparams(self.t(x_i), op) != self.qparams(self.t(op.outputs[0]), op):
@@ -335,7 +362,8 @@ class _Lowering:
                     "MAX_POOL_2D": lambda op: self._pool(op, "max"), "MEAN": self._mean, "RESHAPE": self._reshape,
                     "SQUEEZE": self._squeeze, "SOFTMAX": self._softmax, "QUANTIZE": self._quantize,
                     "DEQUANTIZE": self._dequantize, "RELU": lambda op: self._relu(op, False),
-                    "RELU6": lambda op: self._relu(op, True), "CONCATENATION": self._concat}
+                    "RELU6": lambda op: self._relu(op, True), "CONCATENATION": self._concat, "MUL": self._mul,
+                    **LceOps(self).handlers()}
         needed = self._needed()
         for op in m.ops:
             if op.outputs[0] not in needed:

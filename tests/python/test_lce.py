@@ -1,0 +1,242 @@
+"""Larq Compute Engine: export the packed IR to LCE's TFLite ops, run it in LCE's own interpreter
+against the runtime, and import the exported file back (round trip).
+
+Binary layers compare exactly (float outputs with multiplier 1 and bias 0 are the integer dot
+products; packed outputs are unpacked ±1); float outputs with a multiplier and bias within 1e-5
+of the output's range (LCE folds K * multiplier into its bias: other roundings).
+The peer is larq-compute-engine's interpreter extension, loaded without TensorFlow.
+"""
+from __future__ import annotations
+
+import importlib.util
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgebnn.demo_model import build_demo_bnn
+from edgebnn.errors import UserError
+from edgebnn.format.writer import to_bytes
+from edgebnn.ir import GraphBuilder
+from edgebnn.runtime import Runtime
+
+pytest.importorskip("edgebnn.converters.export.lce")
+from edgebnn.converters import convert  # noqa: E402
+from edgebnn.converters.export.lce import export_lce, pack32, to_lce_bytes  # noqa: E402
+from edgebnn.converters.tflite.flexbuffers import FlexError, dumps, loads  # noqa: E402
+from edgebnn.converters.tflite.lce_ops import unpack32  # noqa: E402
+from edgebnn.converters.tflite.schema import parse  # noqa: E402
+
+
+def _lce_wrapper():
+    """LCE's interpreter extension, or (None, why). Imported by path: the package's __init__ imports
+    its TensorFlow-based converter, the extension itself needs only NumPy."""
+    spec = importlib.util.find_spec("larq_compute_engine")
+    if spec is None or not spec.submodule_search_locations:
+        return None, "larq-compute-engine is not installed (pip install larq-compute-engine==0.16.0)"
+    if int(np.__version__.split(".")[0]) >= 2:
+        return None, (f"larq-compute-engine's interpreter is built for NumPy 1 (NumPy {np.__version__} inputs "
+                      "arrive empty); run this suite with numpy<2")
+    so = sorted((Path(spec.submodule_search_locations[0]) / "tflite" / "python").glob("interpreter_wrapper_lite*.so"))
+    if not so:
+        return None, "larq-compute-engine has no interpreter_wrapper_lite extension"
+    s = importlib.util.spec_from_file_location("interpreter_wrapper_lite", so[0])
+    mod = importlib.util.module_from_spec(s)
+    try:
+        s.loader.exec_module(mod)
+    except ImportError as e:
+        return None, f"LCE's interpreter does not load here: {e}"
+    return mod, ""
+
+
+@pytest.fixture(scope="module")
+def lce():
+    mod, why = _lce_wrapper()
+    if mod is None:
+        pytest.skip(why)
+
+    def run(data: bytes, x: np.ndarray) -> np.ndarray:
+        it = mod.LiteInterpreter(data, 1, False, False, False)
+        return it.predict([np.ascontiguousarray(x, np.float32)])[0]
+    return run
+
+
+def _pm1(rng, shape):
+    return np.where(rng.random(shape) < 0.5, -1, 1).astype(np.int8)
+
+
+def _bconv_graph(c, o, k, stride, padding, pad_value, out, dil=1, seed=0, h=9, w=8):
+    """sign_pack -> bconv2d (out: 'dot' float mul 1, 'affine' float mul/bias + ReLU, 'packed' with
+    thresholds and mixed directions) -> unpack when packed -> bmax_pool2d for packed."""
+    rng = np.random.default_rng(seed)
+    b = GraphBuilder()
+    x = b.input("x", (2, h, w, c))
+    hb = b.sign_pack(x, thresholds=rng.normal(0, 0.2, c).astype(np.float32), name="binarize")
+    wb = b.const_bits(_pm1(rng, (o, k, k, c)), name="w")
+    kw = dict(strides=stride, dilations=dil, padding=padding, pad_value=pad_value, name="bconv")
+    if out == "packed":
+        span = k * k * c
+        y = b.bconv2d(hb, wb, thresholds=rng.integers(-span // 3, span // 3 + 1, o).astype(np.int32),
+                      directions=np.where(rng.random(o) < 0.5, -1, 1).astype(np.int32), **kw)
+        y = b.unpack(b.bmax_pool2d(y, 2, 1, "same", name="pool"), name="unpack")
+    elif out == "affine":
+        y = b.bconv2d(hb, wb, multiplier=rng.uniform(0.05, 2, o), bias=rng.normal(0, 1, o), activation="relu", **kw)
+    else:
+        y = b.bconv2d(hb, wb, **kw)
+    b.output(y, "y")
+    return b.build({"producer": "test"}), rng.standard_normal((2, h, w, c)).astype(np.float32)
+
+
+def _close(got, want, exact):
+    assert got.shape == want.shape
+    if exact:
+        np.testing.assert_array_equal(got, want)
+    else:
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * max(1.0, float(np.abs(want).max())))
+
+
+CASES = [(c, stride, padding, pv, out) for c, stride, (padding, pv), out in itertools.product(
+    [1, 3, 63, 64, 65, 130], [1, 2], [("valid", 0), ("same", 0), ("same", 1)], ["dot", "affine", "packed"])]
+
+
+@pytest.mark.parametrize("c,stride,padding,pad_value,out", CASES)
+def test_bconv_matches_lce(lce, c, stride, padding, pad_value, out):
+    g, x = _bconv_graph(c, 33 if c != 64 else 64, 3, stride, padding, pad_value, out, seed=c + stride)
+    want = Runtime(to_bytes(g)).run(x)
+    _close(lce(to_lce_bytes(g), x), want, exact=out != "affine")
+
+
+@pytest.mark.parametrize("dil,k", [(2, 3), (1, 1), (1, 5)])
+def test_bconv_dilation_and_kernels(lce, dil, k):
+    for padding, pv in (("valid", 0), ("same", 1), ("same", 0)):
+        g, x = _bconv_graph(40, 70, k, 1, padding, pv, "packed", dil=dil, seed=k, h=11, w=12)
+        _close(lce(to_lce_bytes(g), x), Runtime(to_bytes(g)).run(x), exact=True)
+
+
+def _dense_graph(k, o, packed_rows, seed=0):
+    """bfully_connected after a packed reshape: the word-aligned path (K % 32 == 0) or the
+    dequantize/reshape/quantize path."""
+    rng = np.random.default_rng(seed)
+    b = GraphBuilder()
+    x = b.input("x", (3, 1, 1, k) if packed_rows else (3, 2, 2, k // 4))
+    h = b.reshape(b.sign_pack(x), (3, k))
+    w = b.const_bits(_pm1(rng, (o, k)))
+    y = b.bfully_connected(h, w, multiplier=np.full(o, 0.25, np.float32), bias=np.zeros(o, np.float32),
+                           activation="relu")
+    b.output(b.softmax(b.fully_connected(y, rng.standard_normal((10, o)).astype(np.float32), bias=np.zeros(10))), "p")
+    return b.build(), rng.standard_normal(b.graph.tensors[b.graph.inputs[0]].shape).astype(np.float32)
+
+
+@pytest.mark.parametrize("k,o,rows", [(128, 40, True), (96, 33, False), (20, 7, False), (260, 65, True)])
+def test_bfully_connected_matches_lce(lce, k, o, rows):
+    g, x = _dense_graph(k, o, rows, seed=k)
+    _close(lce(to_lce_bytes(g), x), Runtime(to_bytes(g)).run(x), exact=False)
+
+
+def test_demo_model_matches_lce(lce):
+    g = build_demo_bnn()
+    data = to_lce_bytes(g)
+    rt = Runtime(to_bytes(g))
+    rng = np.random.default_rng(3)
+    for _ in range(8):
+        x = rng.random((1, 28, 28, 1), dtype=np.float32)        # the LCE model is NHWC
+        want = rt.run(x.transpose(0, 3, 1, 2))                   # the demo is fed NCHW
+        got = lce(data, x)
+        _close(got, want, exact=False)
+        assert got.argmax() == want.argmax()
+
+
+def _round_trip(g, tmp_path):
+    path = tmp_path / "model.tflite"
+    export_lce(g, path)
+    out = tmp_path / "back.ebnn"
+    convert(str(path), output=str(out), verify=False)
+    from edgebnn.format.reader import load
+    return load(out)
+
+
+@pytest.mark.parametrize("c,stride,padding,pad_value,out", [case for case in CASES if case[0] in (3, 65, 130)])
+def test_round_trip_binary(tmp_path, c, stride, padding, pad_value, out):
+    g, x = _bconv_graph(c, 33, 3, stride, padding, pad_value, out, seed=c)
+    back = _round_trip(g, tmp_path)
+    _close(Runtime(to_bytes(back)).run(x), Runtime(to_bytes(g)).run(x), exact=out != "affine")
+
+
+def test_round_trip_demo_and_dense(tmp_path):
+    g = build_demo_bnn()
+    back = _round_trip(g, tmp_path)
+    x = np.random.default_rng(5).random((4, 1, 28, 28, 1), dtype=np.float32)
+    rt, rb = Runtime(to_bytes(g)), Runtime(to_bytes(back))
+    for xi in x:
+        _close(rb.run(xi), rt.run(xi.transpose(0, 3, 1, 2)), exact=False)
+    ops = [op.type.name for op in back.ops]
+    assert ops.count("BCONV2D") == 3 and ops.count("BMAX_POOL2D") == 2 and "SIGN_PACK" in ops
+    for k, o, rows in [(128, 40, True), (96, 33, False)]:
+        g, x = _dense_graph(k, o, rows, seed=k)
+        _close(Runtime(to_bytes(_round_trip(g, tmp_path))).run(x), Runtime(to_bytes(g)).run(x), exact=False)
+
+
+def test_exported_file_layout(tmp_path):
+    """The file is a TFLite model with LCE's op names, options and 32-bit packed filters."""
+    g, _ = _bconv_graph(65, 33, 3, 2, "same", 1, "packed")
+    path = export_lce(g, tmp_path / "m.tflite")
+    m = parse(path.read_bytes())
+    names = [op.name for op in m.ops]
+    assert names == ["ADD", "LceQuantize", "LceBconv2d", "LceBMaxPool2d", "LceDequantize"]
+    bconv = m.ops[2]
+    opts = loads(bconv.custom_options)
+    assert opts == {"channels_in": 65, "dilation_height_factor": 1, "dilation_width_factor": 1,
+                    "fused_activation_function": 0, "pad_values": 1, "padding": 0, "stride_height": 2,
+                    "stride_width": 2}
+    f = m.tensors[bconv.inputs[1]]
+    assert f.type == 2 and f.shape == (33, 3, 3, 3)
+    assert m.tensors[bconv.outputs[0]].shape == (2, 5, 4, 2)
+    w, d = (g.tensors[i] for i in (g.ops[1].inputs[1], g.ops[1].inputs[5]))
+    from edgebnn.ir.dtypes import unpack_bits
+    flipped = unpack_bits(w.data.reshape(33, 3, 3, -1), 65) * d.data.reshape(33, 1, 1, 1)   # direction -1: -w
+    np.testing.assert_array_equal(unpack32(f.data, 65), flipped)
+
+
+def test_pack32_layout():
+    v = np.ones((2, 70), np.int8)
+    v[0, [0, 31, 32, 69]] = -1
+    p = pack32(v)
+    assert p.dtype == np.int32 and p.shape == (2, 3)
+    assert [int(x) & 0xFFFFFFFF for x in p[0]] == [1 | 1 << 31, 1, 1 << 5] and not p[1].any()
+    np.testing.assert_array_equal(unpack32(p, 70), v)
+
+
+def test_flexbuffers_round_trip_and_corruption():
+    opts = {"channels_in": 130, "padding": 1, "fused_activation_function": 0, "name": "SAME", "scale": 0.5}
+    data = dumps(opts)
+    assert loads(data) == opts
+    try:
+        from flatbuffers import flexbuffers as ref
+    except ImportError:
+        ref = None
+    if ref is not None:   # the reference implementation reads ours and writes what we read
+        assert ref.Loads(data) == opts
+        for v in (opts, {"a": [1, 2, 3], "b": [1.5, -2.0], "c": {"x": -5, "y": "s"}, "t": True, "big": 1 << 40}):
+            assert loads(ref.Dumps(v)) == v
+    rng = np.random.default_rng(0)
+    for i in range(len(data)):
+        with pytest.raises(FlexError):
+            loads(data[:i] if i < 3 else data[:i] + b"\xff\xff")
+    for _ in range(500):   # corrupt bytes: a value or FlexError, never another exception
+        bad = bytearray(data)
+        bad[rng.integers(len(bad))] = rng.integers(256)
+        try:
+            loads(bytes(bad))
+        except FlexError:
+            pass
+
+
+def test_unsupported_op_is_one_line(tmp_path):
+    b = GraphBuilder()
+    x = b.input("x", (1, 4, 4, 8))
+    b.output(b.hardtanh(x), "y")
+    with pytest.raises(UserError, match="cannot export HARDTANH 'hardtanh_0' to LCE") as e:
+        export_lce(b.build(), tmp_path / "m.tflite")
+    assert "\n" not in str(e.value)
+    assert not list(tmp_path.iterdir())
