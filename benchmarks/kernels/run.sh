@@ -17,6 +17,11 @@ esac
 libs=()
 if grep -q "EDGEBNN_PTHREADPOOL:INTERNAL=ON\|threads through pthreadpool" "$BUILD/CMakeCache.txt" 2>/dev/null ||
    [ -e /usr/include/pthreadpool.h ]; then libs+=(-lpthreadpool); fi
+# the static library holds the XNNPACK float backend when the build found it
+xnn=$(sed -n 's/^XNNPACK_LIBRARY:FILEPATH=//p' "$BUILD/CMakeCache.txt" 2>/dev/null || true)
+if [ -n "$xnn" ] && [ "${xnn%NOTFOUND}" = "$xnn" ] && grep -q "^EDGEBNN_WITH_XNNPACK:BOOL=ON" "$BUILD/CMakeCache.txt"; then
+  libs=("$xnn" "${libs[@]}")
+fi
 cc -std=c11 -O3 -D_POSIX_C_SOURCE=200809L "${defs[@]}" -I runtime/include -I runtime/src -I runtime/kernels \
   benchmarks/kernels/bench_binary.c "$BUILD/runtime/libedgebnn.a" "${libs[@]}" -lpthread -lm -o "$BUILD/bench_binary"
 {

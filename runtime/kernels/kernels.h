@@ -16,20 +16,42 @@
 #include "bpack.h"
 #include "ref/ref.h"
 
+/* Where a conv tile's output goes. The fast variants compute the final value of
+ * a pixel's channels in registers and store it here directly, so a layer never
+ * writes and rereads an int32 accumulator array:
+ *   bits != NULL: packed bits [rows][words(oc)] as eb_ref_acc_to_bits (thr, dir);
+ *   else f32 != NULL: floats [rows][oc] as eb_ref_acc_to_f32 (mult, bias, clamp);
+ *   else acc: the raw int32 accumulators [rows][oc].
+ * With bits or f32 set, acc is scratch (n*oh*ow*oc int32) that only the unpacked
+ * ref variant uses. */
+typedef struct {
+  int32_t *acc;
+  uint64_t *bits;
+  const int32_t *thr, *dir;
+  float *f32;
+  const float *mult, *bias;
+  float out_min, out_max;
+} eb_bin_out;
+
+/* Channel tiles of a bits output start at a multiple of this: 64 channels
+ * share one output word, and two threads must never write the same word. */
+#define EB_BITS_OC_ALIGN 64
+
 typedef struct eb_bin_kernels_s {
   const char *name; /* reported by eb_op_backend: "ref", "scalar", "popcnt", "avx2", "avx512", "neon" */
   /* 0 for ref: the op layer calls the whole-op eb_ref_* functions (one thread,
    * unpacked weights). 1: the entry points below, on bpack weights. */
   int packed;
   /* xor-popcount conv; BFULLY_CONNECTED runs as a 1x1 conv over a 1 x n image.
-   * acc as eb_ref_bconv2d_acc, rows r in [r0, r1) of n*oh, channels [oc0, oc1);
-   * oc0 a multiple of EB_BPACK_OC_ALIGN. */
-  void (*bconv_tile)(const eb_conv_geom *g, int pad_value, const uint64_t *x, const void *packed, int32_t *acc, int r0,
-                     int r1, int oc0, int oc1);
+   * Accumulators as eb_ref_bconv2d_acc, then the output stage of *out, for rows
+   * r in [r0, r1) of n*oh and channels [oc0, oc1); oc0 a multiple of
+   * EB_BPACK_OC_ALIGN (of EB_BITS_OC_ALIGN for a bits output). */
+  void (*bconv_tile)(const eb_conv_geom *g, int pad_value, const uint64_t *x, const void *packed,
+                     const eb_bin_out *out, int r0, int r1, int oc0, int oc1);
   /* K-bit (HWGQ) conv on bit planes [n][ih][iw][bits][words(ic)] made by eb_kbit_planes;
-   * acc as eb_ref_kbit_conv2d_acc. Packed with planes = bits. */
-  void (*kbit_tile)(const eb_conv_geom *g, int bits, const uint64_t *planes, const void *packed, int32_t *acc, int r0,
-                    int r1, int oc0, int oc1);
+   * accumulators as eb_ref_kbit_conv2d_acc, then *out as bconv_tile. Packed with planes = bits. */
+  void (*kbit_tile)(const eb_conv_geom *g, int bits, const uint64_t *planes, const void *packed,
+                    const eb_bin_out *out, int r0, int r1, int oc0, int oc1);
   /* HORQ rows [r0, r1): acc and beta as eb_ref_horq_conv2d_acc; scratch of
    * eb_ref_horq_scratch bytes, private to the tile. */
   void (*horq_tile)(const eb_conv_geom *g, int order, const float *x, const void *packed, int32_t *acc, float *beta,
@@ -54,9 +76,9 @@ void eb_kbit_planes(const eb_conv_geom *g, int bits, float step, const float *x,
 /* The variants (declared here so tests and benchmarks can name them). */
 #define EB_DECLARE_BIN_VARIANT(isa)                                                                                   \
   void eb_##isa##_bconv_tile(const eb_conv_geom *g, int pad_value, const uint64_t *x, const void *packed,             \
-                             int32_t *acc, int r0, int r1, int oc0, int oc1);                                        \
+                             const eb_bin_out *out, int r0, int r1, int oc0, int oc1);                               \
   void eb_##isa##_kbit_tile(const eb_conv_geom *g, int bits, const uint64_t *planes, const void *packed,              \
-                            int32_t *acc, int r0, int r1, int oc0, int oc1);                                         \
+                            const eb_bin_out *out, int r0, int r1, int oc0, int oc1);                                \
   void eb_##isa##_horq_tile(const eb_conv_geom *g, int order, const float *x, const void *packed, int32_t *acc,       \
                             float *beta, void *scratch, int r0, int r1);                                             \
   void eb_##isa##_pack_f32(size_t rows, int c, const float *x, const float *thr, uint64_t *y);                        \

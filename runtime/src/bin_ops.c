@@ -15,16 +15,16 @@ typedef struct {
 
 static int cdiv(int a, int b) { return (a + b - 1) / b; }
 
-static tiling plan(const eb_pool *pool, int rows, int oc) {
-  const int threads = eb_pool_threads(pool), groups = cdiv(oc, EB_BPACK_OC_ALIGN);
-  tiling t = {rows, rows, 1, oc, groups * EB_BPACK_OC_ALIGN, 1};
+static tiling plan(const eb_pool *pool, int rows, int oc, int align) {
+  const int threads = eb_pool_threads(pool), groups = cdiv(oc, align);
+  tiling t = {rows, rows, 1, oc, groups * align, 1};
   if (threads > 1) {
     const int target = threads * 4;
     if (rows >= target) {
       t.rchunk = cdiv(rows, target);
     } else {
       t.rchunk = 1;
-      t.ochunk = cdiv(groups, cdiv(target, rows)) * EB_BPACK_OC_ALIGN;
+      t.ochunk = cdiv(groups, cdiv(target, rows)) * align;
     }
     t.nr = cdiv(rows, t.rchunk);
     t.no = cdiv(oc, t.ochunk);
@@ -48,7 +48,7 @@ typedef struct {
   int pad_value, bits;
   const uint64_t *x;
   const void *packed;
-  int32_t *acc;
+  const eb_bin_out *out;
   tiling t;
 } conv_job;
 
@@ -56,34 +56,43 @@ static void conv_task(void *ctx, size_t i) {
   const conv_job *j = ctx;
   int r0, r1, oc0, oc1;
   tile_bounds(&j->t, i, &r0, &r1, &oc0, &oc1);
-  if (j->bits) j->k->kbit_tile(j->g, j->bits, j->x, j->packed, j->acc, r0, r1, oc0, oc1);
-  else j->k->bconv_tile(j->g, j->pad_value, j->x, j->packed, j->acc, r0, r1, oc0, oc1);
+  if (j->bits) j->k->kbit_tile(j->g, j->bits, j->x, j->packed, j->out, r0, r1, oc0, oc1);
+  else j->k->bconv_tile(j->g, j->pad_value, j->x, j->packed, j->out, r0, r1, oc0, oc1);
 }
 
 static void run_conv(eb_pool *pool, const eb_bin_kernels *k, const eb_conv_geom *g, int pad_value, int bits,
-                     const uint64_t *x, const void *packed, int32_t *acc) {
-  conv_job j = {k, g, pad_value, bits, x, packed, acc, plan(pool, g->n * g->oh, g->oc)};
+                     const uint64_t *x, const void *packed, const eb_bin_out *out) {
+  const int align = out->bits ? EB_BITS_OC_ALIGN : EB_BPACK_OC_ALIGN;
+  conv_job j = {k, g, pad_value, bits, x, packed, out, plan(pool, g->n * g->oh, g->oc, align)};
   eb_parallel_for(pool, (size_t)j.t.nr * (size_t)j.t.no, conv_task, &j);
 }
 
+/* ref computes whole int32 accumulators (into out->acc), then the output stage. */
+static void ref_output(size_t rows, int oc, const eb_bin_out *out) {
+  if (out->bits) eb_ref_acc_to_bits(rows, oc, out->acc, out->thr, out->dir, out->bits);
+  else if (out->f32) eb_ref_acc_to_f32(rows, oc, out->acc, out->mult, out->bias, out->out_min, out->out_max, out->f32);
+}
+
 void eb_bin_conv(eb_pool *pool, const eb_bin_kernels *k, const eb_conv_geom *g, int pad_value, const uint64_t *x,
-                 const uint64_t *w, const void *packed, int32_t *acc) {
+                 const uint64_t *w, const void *packed, const eb_bin_out *out) {
   if (!k->packed) {
-    eb_ref_bconv2d_acc(g, pad_value, x, w, acc);
+    eb_ref_bconv2d_acc(g, pad_value, x, w, out->acc);
+    ref_output((size_t)g->n * (size_t)g->oh * (size_t)g->ow, g->oc, out);
     return;
   }
-  run_conv(pool, k, g, pad_value, 0, x, packed, acc);
+  run_conv(pool, k, g, pad_value, 0, x, packed, out);
 }
 
 void eb_bin_fc(eb_pool *pool, const eb_bin_kernels *k, int n, int kk, int o, const uint64_t *x, const uint64_t *w,
-               const void *packed, int32_t *acc) {
+               const void *packed, const eb_bin_out *out) {
   if (!k->packed) {
-    eb_ref_bfc_acc(n, kk, o, x, w, acc);
+    eb_ref_bfc_acc(n, kk, o, x, w, out->acc);
+    ref_output((size_t)n, o, out);
     return;
   }
   /* a 1x1 conv over a 1 x n image: the batch rows share every weight load */
   const eb_conv_geom g = {1, 1, n, kk, 1, n, o, 1, 1, 1, 1, 1, 1, 0, 0, 1};
-  run_conv(pool, k, &g, 0, 0, x, packed, acc);
+  run_conv(pool, k, &g, 0, 0, x, packed, out);
 }
 
 typedef struct {
@@ -102,16 +111,17 @@ static void planes_task(void *ctx, size_t i) {
 }
 
 void eb_bin_kbit(eb_pool *pool, const eb_bin_kernels *k, const eb_conv_geom *g, int bits, float step, const float *x,
-                 const uint64_t *w, const void *packed, int32_t *acc, void *scratch) {
+                 const uint64_t *w, const void *packed, const eb_bin_out *out, void *scratch) {
   if (!k->packed) {
-    eb_ref_kbit_conv2d_acc(g, bits, step, x, w, acc, scratch);
+    eb_ref_kbit_conv2d_acc(g, bits, step, x, w, out->acc, scratch);
+    ref_output((size_t)g->n * (size_t)g->oh * (size_t)g->ow, g->oc, out);
     return;
   }
   const size_t npix = (size_t)g->n * (size_t)g->ih * (size_t)g->iw;
   const size_t tiles = (size_t)eb_pool_threads(pool) * 4;
   planes_job pj = {g, bits, step, x, scratch, npix, (npix + tiles - 1) / tiles};
   eb_parallel_for(pool, (npix + pj.chunk - 1) / pj.chunk, planes_task, &pj);
-  run_conv(pool, k, g, 0, bits, scratch, packed, acc);
+  run_conv(pool, k, g, 0, bits, scratch, packed, out);
 }
 
 /* ---- HORQ ------------------------------------------------------------------------ */

@@ -19,13 +19,16 @@ void eb_bin_prepack_free(eb_session *s);
 /* Packed bytes for a node's weights [oc][kh][kw][ic] (FC: kh = kw = 1), planes as bpack.h. */
 size_t eb_bin_packed_bytes(int oc, int kh, int kw, int ic, int planes);
 
+/* Conv, FC and K-bit conv write their final output as *out says (kernels.h):
+ * packed bits or floats straight from the fast kernels' registers; out->acc is
+ * the int32 scratch that only the ref variant fills before its output stage. */
 void eb_bin_conv(eb_pool *pool, const eb_bin_kernels *k, const eb_conv_geom *g, int pad_value, const uint64_t *x,
-                 const uint64_t *w, const void *packed, int32_t *acc);
+                 const uint64_t *w, const void *packed, const eb_bin_out *out);
 void eb_bin_fc(eb_pool *pool, const eb_bin_kernels *k, int n, int kk, int o, const uint64_t *x, const uint64_t *w,
-               const void *packed, int32_t *acc);
+               const void *packed, const eb_bin_out *out);
 /* scratch: eb_ref_kbit_scratch bytes (the bit planes). */
 void eb_bin_kbit(eb_pool *pool, const eb_bin_kernels *k, const eb_conv_geom *g, int bits, float step, const float *x,
-                 const uint64_t *w, const void *packed, int32_t *acc, void *scratch);
+                 const uint64_t *w, const void *packed, const eb_bin_out *out, void *scratch);
 /* scratch: eb_bin_horq_scratch bytes, 64-byte aligned. */
 size_t eb_bin_horq_scratch(const eb_conv_geom *g, int order);
 void eb_bin_horq(eb_pool *pool, const eb_bin_kernels *k, const eb_conv_geom *g, int order, const float *x,

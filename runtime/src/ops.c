@@ -633,24 +633,32 @@ void eb_op_run(const eb_session *s, const eb_node *nd) {
     }
     case EB_OP_BCONV2D:
     case EB_OP_BFULLY_CONNECTED: {
-      int32_t *acc = (int32_t *)scratch;
       int oc = (int)y->dims[y->ndim - 1];
+      /* the fast kernels write y directly; the acc scratch is ref's */
+      eb_bin_out o = {(int32_t *)scratch, NULL, NULL, NULL, NULL, NULL, NULL, p->out_min, p->out_max};
+      if (y->dtype == EB_BIT1) {
+        o.bits = out;
+        o.thr = PTR(4);
+        o.dir = PTR(5);
+      } else {
+        o.f32 = out;
+        o.mult = PTR(2);
+        o.bias = PTR(3);
+      }
       if (nd->type == EB_OP_BCONV2D) {
         eb_conv_geom g = geom_of(m, nd);
-        eb_bin_conv(s->pool, s->bk, &g, p->pad_value, PTR(0), PTR(1), BPACKED, acc);
+        eb_bin_conv(s->pool, s->bk, &g, p->pad_value, PTR(0), PTR(1), BPACKED, &o);
       } else {
-        eb_bin_fc(s->pool, s->bk, (int)x->dims[0], (int)x->dims[1], oc, PTR(0), PTR(1), BPACKED, acc);
+        eb_bin_fc(s->pool, s->bk, (int)x->dims[0], (int)x->dims[1], oc, PTR(0), PTR(1), BPACKED, &o);
       }
-      if (y->dtype == EB_BIT1) eb_bin_to_bits(s->pool, s->bk, rows_of(y), oc, acc, PTR(4), PTR(5), out);
-      else eb_ref_acc_to_f32(rows_of(y), oc, acc, PTR(2), PTR(3), p->out_min, p->out_max, out);
       break;
     }
     case EB_OP_KBIT_CONV2D: {
       eb_conv_geom g = geom_of(m, nd);
       int32_t *acc = (int32_t *)scratch;
       size_t off = (acc_bytes(y, 1) + EB_ARENA_ALIGN - 1) / EB_ARENA_ALIGN * EB_ARENA_ALIGN;
-      eb_bin_kbit(s->pool, s->bk, &g, p->bits, p->step, PTR(0), PTR(1), BPACKED, acc, scratch + off);
-      eb_ref_acc_to_f32(rows_of(y), g.oc, acc, PTR(2), PTR(3), p->out_min, p->out_max, out);
+      eb_bin_out o = {acc, NULL, NULL, NULL, out, PTR(2), PTR(3), p->out_min, p->out_max};
+      eb_bin_kbit(s->pool, s->bk, &g, p->bits, p->step, PTR(0), PTR(1), BPACKED, &o, scratch + off);
       break;
     }
     case EB_OP_HORQ_CONV2D: {

@@ -71,18 +71,83 @@ static int min_i(int a, int b) { return a < b ? a : b; }
 /* The same conv computed as random tiles (rows x channel groups), each tile on
  * its own: what a thread pool does, minus the threads. */
 static void conv_by_tiles(const eb_bin_kernels *k, const eb_conv_geom *g, int pad_value, int bits, const uint64_t *x,
-                          const void *packed, int32_t *acc) {
-  const int rows = g->n * g->oh;
+                          const void *packed, const eb_bin_out *out) {
+  const int rows = g->n * g->oh, align = out->bits ? EB_BITS_OC_ALIGN : EB_BPACK_OC_ALIGN;
   for (int r0 = 0; r0 < rows;) {
     const int r1 = min_i(rows, r0 + 1 + rnd(3));
     for (int oc0 = 0; oc0 < g->oc;) {
-      const int oc1 = min_i(g->oc, oc0 + EB_BPACK_OC_ALIGN * (1 + rnd(2)));
-      if (bits) k->kbit_tile(g, bits, x, packed, acc, r0, r1, oc0, oc1);
-      else k->bconv_tile(g, pad_value, x, packed, acc, r0, r1, oc0, oc1);
+      const int oc1 = min_i(g->oc, oc0 + align * (1 + rnd(2)));
+      if (bits) k->kbit_tile(g, bits, x, packed, out, r0, r1, oc0, oc1);
+      else k->bconv_tile(g, pad_value, x, packed, out, r0, r1, oc0, oc1);
       oc0 = oc1;
     }
     r0 = r1;
   }
+}
+
+/* ---- output stages: raw accumulators, packed bits through thresholds, floats ---- */
+
+enum { OUT_ACC, OUT_BITS, OUT_F32, N_OUT };
+static const char *const OUT_NAME[N_OUT] = {"acc", "bits", "f32"};
+
+/* One output stage for `rows` x oc accumulators, its buffers, and the answer ref gives. */
+typedef struct {
+  int kind;
+  size_t rows, bytes;
+  eb_bin_out o;
+  int32_t *thr, *dir, *scratch;
+  float *mult, *bias;
+  void *want, *got;
+} out_case;
+
+/* Thresholds near the accumulators (a quarter exactly on one, for the ties),
+ * every direction (0: never set); multipliers and biases of both signs, each
+ * sometimes absent, clamps that bite or not. */
+static void out_case_init(out_case *c, int kind, size_t rows, int oc, const int32_t *acc) {
+  memset(c, 0, sizeof *c);
+  c->kind = kind;
+  c->rows = rows;
+  c->bytes = kind == OUT_BITS ? rows * eb_words((size_t)oc) * 8 : rows * (size_t)oc * 4;
+  c->want = malloc(c->bytes + 8);
+  c->got = malloc(c->bytes + 8);
+  c->scratch = malloc(rows * (size_t)oc * 4 + 4);
+  c->o.acc = kind == OUT_ACC ? (int32_t *)c->got : c->scratch;
+  if (kind == OUT_BITS) {
+    c->thr = malloc((size_t)oc * 4);
+    c->dir = malloc((size_t)oc * 4);
+    for (int j = 0; j < oc; j++) {
+      const int32_t a = acc[(size_t)rnd((int)rows) * (size_t)oc + (size_t)j];
+      c->thr[j] = rnd(4) ? a + rnd(9) - 4 : a;
+      c->dir[j] = rnd(5) ? (rnd(2) ? 1 : -1) * (1 + rnd(3)) : 0;
+    }
+    c->o.bits = c->got;
+    c->o.thr = c->thr;
+    c->o.dir = c->dir;
+    eb_ref_acc_to_bits(rows, oc, acc, c->thr, c->dir, c->want);
+  } else if (kind == OUT_F32) {
+    c->mult = malloc((size_t)oc * 4);
+    c->bias = malloc((size_t)oc * 4);
+    for (int j = 0; j < oc; j++) {
+      c->mult[j] = (float)(rnd(2001) - 1000) / 337.0f;
+      c->bias[j] = (float)(rnd(2001) - 1000) / 91.0f;
+    }
+    c->o.f32 = c->got;
+    c->o.mult = rnd(4) ? c->mult : NULL;
+    c->o.bias = rnd(4) ? c->bias : NULL;
+    c->o.out_min = rnd(2) ? -INFINITY : -3.5f;
+    c->o.out_max = rnd(2) ? INFINITY : 6.0f;
+    eb_ref_acc_to_f32(rows, oc, acc, c->o.mult, c->o.bias, c->o.out_min, c->o.out_max, c->want);
+  } else {
+    memcpy(c->want, acc, c->bytes);
+  }
+}
+
+/* A sentinel: unwritten outputs cannot match by luck. */
+static void out_case_clear(out_case *c) { memset(c->got, 0xa5, c->bytes); }
+static int out_case_ok(const out_case *c) { return !memcmp(c->got, c->want, c->bytes); }
+
+static void out_case_free(out_case *c) {
+  free(c->want); free(c->got); free(c->scratch); free(c->thr); free(c->dir); free(c->mult); free(c->bias);
 }
 
 static const int CHANNELS[] = {1, 3, 63, 64, 65, 130, 257};
@@ -116,10 +181,26 @@ static eb_conv_geom random_geom(int ic, int stride, int dil, int max_oc) {
   return g;
 }
 
+static void check_bconv(eb_conv_geom g, int pad_value);
+
 static void test_bconv_case(int ic, int stride, int dil, int pad_value) {
   /* up to 70 channels: one and several 32-channel groups, with tails */
-  eb_conv_geom g = random_geom(ic, stride, dil, rnd(4) ? 9 : 70);
-  const int pb = 0, pr = 0; /* only reported: random_geom drew them */
+  check_bconv(random_geom(ic, stride, dil, rnd(4) ? 9 : 70), pad_value);
+}
+
+/* Windows of more taps than the kernels take at a time (64 tap pointers, 64
+ * padding classes) and asymmetric borders: the chunked and uncached paths. */
+static void test_bconv_big_window(void) {
+  for (int pv = 0; pv <= 1; pv++) {
+    eb_conv_geom g = {1, 10, 11, 65, 0, 0, 40, 9, 8, 1, 2, 1, 1, 4, 3, 1}; /* pads 4,3 top/left, 2,5 bottom/right */
+    g.oh = (g.ih + g.pt + 2 - ((g.kh - 1) * g.dh + 1)) / g.sh + 1;
+    g.ow = (g.iw + g.pl + 5 - ((g.kw - 1) * g.dw + 1)) / g.sw + 1;
+    check_bconv(g, pv);
+  }
+}
+
+static void check_bconv(eb_conv_geom g, int pad_value) {
+  const int ic = g.ic, pb = 0, pr = 0; /* pb, pr only reported: the caller drew them */
   const size_t wpr = eb_words((size_t)ic);
   const size_t xpix = (size_t)g.n * g.ih * g.iw, taps = (size_t)g.oc * g.kh * g.kw;
   const size_t nacc = (size_t)g.n * g.oh * g.ow * g.oc;
@@ -136,14 +217,22 @@ static void test_bconv_case(int ic, int stride, int dil, int pad_value) {
   void *packed = packed_of(g.oc, g.kh, g.kw, ic, 1, wb);
   int nk;
   const eb_bin_kernels *ks = eb_kernels_list(&nk);
-  for (int i = 1; i < nk; i++) {
-    memset(got, 0xa5, nacc * 4); /* a sentinel: unwritten outputs cannot match by luck */
-    eb_bin_conv(NULL, &ks[i], &g, pad_value, xb, wb, packed, got);
-    CHECK(!memcmp(got, ref, nacc * 4), "%s bconv != ref: n=%d ic=%d oc=%d in=%dx%d k=%dx%d s=%d,%d d=%d,%d pad=%d,%d,%d,%d pv=%d",
-          ks[i].name, g.n, ic, g.oc, g.ih, g.iw, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl, pb, pr, pad_value);
-    memset(got, 0xa5, nacc * 4);
-    conv_by_tiles(&ks[i], &g, pad_value, 0, xb, packed, got);
-    CHECK(!memcmp(got, ref, nacc * 4), "%s bconv tiles != ref: ic=%d oc=%d", ks[i].name, ic, g.oc);
+  const size_t rows = (size_t)g.n * g.oh * g.ow;
+  for (int kind = 0; kind < N_OUT; kind++) {
+    out_case oc;
+    out_case_init(&oc, kind, rows, g.oc, ref);
+    for (int i = 0; i < nk; i++) { /* ref too: its accumulate-then-output path in bin_ops */
+      out_case_clear(&oc);
+      eb_bin_conv(NULL, &ks[i], &g, pad_value, xb, wb, packed, &oc.o);
+      CHECK(out_case_ok(&oc), "%s bconv (%s out) != ref: n=%d ic=%d oc=%d in=%dx%d k=%dx%d s=%d,%d d=%d,%d pad=%d,%d,%d,%d pv=%d",
+            ks[i].name, OUT_NAME[kind], g.n, ic, g.oc, g.ih, g.iw, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl, pb,
+            pr, pad_value);
+      if (!i) continue;
+      out_case_clear(&oc);
+      conv_by_tiles(&ks[i], &g, pad_value, 0, xb, packed, &oc.o);
+      CHECK(out_case_ok(&oc), "%s bconv tiles (%s out) != ref: ic=%d oc=%d", ks[i].name, OUT_NAME[kind], ic, g.oc);
+    }
+    out_case_free(&oc);
   }
   free(packed);
   free(xv); free(wv); free(xb); free(wb); free(want); free(ref); free(got);
@@ -168,11 +257,17 @@ static void test_bfc_case(int k) {
   void *packed = packed_of(o, 1, 1, k, 1, wb);
   int nk;
   const eb_bin_kernels *ks = eb_kernels_list(&nk);
-  for (int i = 1; i < nk; i++) {
-    memset(got, 0xa5, (size_t)n * o * 4);
-    eb_bin_fc(NULL, &ks[i], n, k, o, xb, wb, packed, got);
-    CHECK(!memcmp(got, ref, (size_t)n * o * 4), "%s bfc != ref: n=%d k=%d o=%d", ks[i].name, n, k, o);
+  for (int kind = 0; kind < N_OUT; kind++) {
+    out_case oc;
+    out_case_init(&oc, kind, (size_t)n, o, ref);
+    for (int i = 0; i < nk; i++) {
+      out_case_clear(&oc);
+      eb_bin_fc(NULL, &ks[i], n, k, o, xb, wb, packed, &oc.o);
+      CHECK(out_case_ok(&oc), "%s bfc (%s out) != ref: n=%d k=%d o=%d", ks[i].name, OUT_NAME[kind], n, k, o);
+    }
+    out_case_free(&oc);
   }
+  (void)got;
   free(packed);
   free(xv); free(wv); free(xb); free(wb); free(want); free(ref); free(got);
 }
@@ -214,15 +309,23 @@ static void test_kbit_case(int ic, int stride, int dil) {
   void *packed = packed_of(g.oc, g.kh, g.kw, ic, bits, wb);
   int nk;
   const eb_bin_kernels *ks = eb_kernels_list(&nk);
-  for (int i = 1; i < nk; i++) {
-    memset(got, 0xa5, nacc * 4);
-    eb_bin_kbit(NULL, &ks[i], &g, bits, step, x, wb, packed, got, scratch);
-    CHECK(!memcmp(got, ref, nacc * 4), "%s kbit != ref: bits=%d ic=%d oc=%d k=%dx%d s=%d,%d d=%d,%d", ks[i].name, bits,
-          ic, g.oc, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw);
-    memset(got, 0xa5, nacc * 4);
-    conv_by_tiles(&ks[i], &g, 0, bits, scratch, packed, got); /* scratch still holds the planes */
-    CHECK(!memcmp(got, ref, nacc * 4), "%s kbit tiles != ref: bits=%d ic=%d oc=%d", ks[i].name, bits, ic, g.oc);
+  for (int kind = 0; kind < N_OUT; kind += 2) { /* the op's outputs: acc (tests) and f32 */
+    out_case oc;
+    out_case_init(&oc, kind, nacc / (size_t)g.oc, g.oc, ref);
+    for (int i = 0; i < nk; i++) {
+      out_case_clear(&oc);
+      eb_bin_kbit(NULL, &ks[i], &g, bits, step, x, wb, packed, &oc.o, scratch);
+      CHECK(out_case_ok(&oc), "%s kbit (%s out) != ref: bits=%d ic=%d oc=%d k=%dx%d s=%d,%d d=%d,%d", ks[i].name,
+            OUT_NAME[kind], bits, ic, g.oc, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw);
+      if (!i) continue;
+      out_case_clear(&oc);
+      conv_by_tiles(&ks[i], &g, 0, bits, scratch, packed, &oc.o); /* scratch still holds the planes */
+      CHECK(out_case_ok(&oc), "%s kbit tiles (%s out) != ref: bits=%d ic=%d oc=%d", ks[i].name, OUT_NAME[kind], bits,
+            ic, g.oc);
+    }
+    out_case_free(&oc);
   }
+  (void)got;
   free(packed); free(x); free(wb); free(scratch); free(ref); free(got);
 }
 
@@ -331,15 +434,21 @@ static void test_threads(void) {
   void *packed = packed_of(100, 3, 3, 130, 1, w), *kpacked = packed_of(100, 3, 3, 130, 2, w);
   eb_ref_bconv2d_acc(&g, 0, x, w, ref);
   eb_ref_acc_to_bits(99, 100, ref, thr, dir, bits1);
+  out_case outs[N_OUT];
+  for (int kind = 0; kind < N_OUT; kind++) out_case_init(&outs[kind], kind, 99, 100, ref);
   for (int t = 1; t <= 4; t++) {
     eb_pool *pool = eb_pool_create(t);
-    memset(got, 0xa5, nacc * 4);
-    eb_bin_conv(pool, best, &g, 0, x, w, packed, got);
-    CHECK(!memcmp(got, ref, nacc * 4), "%s bconv with %d threads != ref", best->name, t);
+    for (int kind = 0; kind < N_OUT; kind++) { /* every output stage, fused in the tiles */
+      out_case_clear(&outs[kind]);
+      eb_bin_conv(pool, best, &g, 0, x, w, packed, &outs[kind].o);
+      CHECK(out_case_ok(&outs[kind]), "%s bconv (%s out) with %d threads != ref", best->name, OUT_NAME[kind], t);
+    }
+    memcpy(got, outs[OUT_ACC].got, nacc * 4);
     eb_bin_to_bits(pool, best, 99, 100, got, thr, dir, bitsn);
     CHECK(!memcmp(bitsn, bits1, 99 * 2 * 8), "%s acc_to_bits with %d threads differs", best->name, t);
     eb_pool_free(pool);
   }
+  for (int kind = 0; kind < N_OUT; kind++) out_case_free(&outs[kind]);
   /* FC 1 x 1430 -> 100, K-bit and HORQ: compare each thread count with 1 thread */
   {
     int32_t *f1 = malloc(100 * 4), *fn = malloc(100 * 4);
@@ -351,18 +460,30 @@ static void test_threads(void) {
     eb_pool *p1 = eb_pool_create(1);
     eb_bin_horq(p1, best, &g, 3, xf, w, packed, h1, beta1, hscratch);
     eb_pool_free(p1);
+    out_case fbits, kf32;
+    out_case_init(&fbits, OUT_BITS, 1, 100, f1);
+    out_case_init(&kf32, OUT_F32, 99, 100, ref);
     for (int t = 1; t <= 4; t++) {
       eb_pool *pool = eb_pool_create(t);
-      eb_bin_fc(pool, best, 1, 1430, 100, x, wf, fp, fn);
+      const eb_bin_out fo = {fn, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0}, ko = {got, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0};
+      eb_bin_fc(pool, best, 1, 1430, 100, x, wf, fp, &fo);
       CHECK(!memcmp(fn, f1, 100 * 4), "%s bfc with %d threads != ref", best->name, t);
+      out_case_clear(&fbits);
+      eb_bin_fc(pool, best, 1, 1430, 100, x, wf, fp, &fbits.o);
+      CHECK(out_case_ok(&fbits), "%s bfc (bits out) with %d threads != ref", best->name, t);
       memset(got, 0xa5, nacc * 4);
-      eb_bin_kbit(pool, best, &g, 2, 0.25f, xf, w, kpacked, got, scratch);
+      eb_bin_kbit(pool, best, &g, 2, 0.25f, xf, w, kpacked, &ko, scratch);
       CHECK(!memcmp(got, ref, nacc * 4), "%s kbit with %d threads != ref", best->name, t);
+      out_case_clear(&kf32);
+      eb_bin_kbit(pool, best, &g, 2, 0.25f, xf, w, kpacked, &kf32.o, scratch);
+      CHECK(out_case_ok(&kf32), "%s kbit (f32 out) with %d threads != ref", best->name, t);
       eb_bin_horq(pool, best, &g, 3, xf, w, packed, hn, betan, hscratch);
       CHECK(!memcmp(hn, h1, nacc * 3 * 4) && !memcmp(betan, beta1, 99 * 3 * 4), "%s horq with %d threads differs",
             best->name, t);
       eb_pool_free(pool);
     }
+    out_case_free(&fbits);
+    out_case_free(&kf32);
     free(f1); free(fn); free(wf); free(fp);
   }
   free(packed); free(kpacked); free(x); free(w); free(bits1); free(bitsn); free(ref); free(got); free(thr); free(dir);
@@ -381,6 +502,7 @@ int main(void) {
       for (int dil = 1; dil <= 2; dil++)
         for (int pv = 0; pv <= 1; pv++)
           for (int rep = 0; rep < 3; rep++) test_bconv_case(CHANNELS[c], stride, dil, pv);
+  test_bconv_big_window();
   for (int c = 0; c < N_CH; c++)
     for (int rep = 0; rep < 4; rep++) test_bfc_case(CHANNELS[c] * (1 + rep % 2));
   for (int c = 0; c < N_CH; c++)

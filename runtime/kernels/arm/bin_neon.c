@@ -22,6 +22,17 @@ static inline void eb_neon_flush(uint16x8_t a, uint32_t *dst) {
   dst[1] += (uint32_t)vgetq_lane_u64(s, 1);
 }
 
+#if defined(__aarch64__)
+/* Thresholded output bits of the 2 lanes (bin_impl.h conv_tile): lane count > lim,
+ * signed 64-bit (aarch64 has the 64-bit compare; armv7 takes the flush path). */
+static inline unsigned eb_neon_gt(uint16x8_t a, uint64x2_t lim) {
+  const uint64x2_t s = vpaddlq_u32(vpaddlq_u16(a));
+  const uint64x2_t m = vcgtq_s64(vreinterpretq_s64_u64(s), vreinterpretq_s64_u64(lim));
+  return (unsigned)(vgetq_lane_u64(m, 0) & 1u) | (unsigned)(vgetq_lane_u64(m, 1) & 2u);
+}
+#define EB_VA_GT(a, lim) eb_neon_gt((a), (lim))
+#endif
+
 #define EB_VA_ZERO() vdupq_n_u16(0)
 #define EB_VD_LOAD(p) vld1q_u64(p)
 #define EB_VD_BCAST(u) vdupq_n_u64(u)

@@ -13,7 +13,11 @@
  *   EB_VA_FLUSH(a,dst) dst[0..EB_VL) += the lane counts (uint32)
  *   EB_MAX_STEPS       words an accumulator can take before it must be flushed
  * and optionally EB_PACK64(x, thr) / EB_BITS64(acc, thr, dir) for one full
- * output word of SIGN_PACK / the thresholded output stage.
+ * output word of SIGN_PACK / the thresholded output stage, and
+ *   EB_VA_GT(a,lim)    bit i set where lane i of a > lane i of lim (signed 64-bit),
+ * which lets a conv with a packed-bits output threshold its accumulators in
+ * registers (conv_tile); without it (armv7) the output stage reads them back
+ * from a small per-block array.
  *
  * The micro-kernel: lanes run along output channels (bpack.h layout), so each
  * input word is broadcast once and xor-ed with EB_OB*8 channels' words, and
@@ -22,16 +26,26 @@
  * through pointers (an indirect convolution): a tap in the padding points at
  * the packed zero words, so borders run the same inner loop as the interior
  * and zero padding is an exact correction after it (wsum).
+ * The output stage (packed bits, float, or raw int32) follows each register
+ * tile at once, so a layer never writes and rereads an int32 array.
  */
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "kernels.h"
+
+/* The float output stage must round m*acc and + b separately, as ref does
+ * (ref_binary.c): no FMA contraction, which clang would do by default. */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
 
 #define EB_NV (8 / EB_VL)
 #define EB_NW (EB_OB * EB_NV)
 #define EB_OG (EB_OB * 8)   /* output channels per register tile */
 #define EB_TAPCHUNK 64      /* taps whose pointers are built at a time */
+#define EB_LIMCACHE 16      /* border classes whose output limits are kept per channel group */
 
 #if defined(__GNUC__) && !defined(__clang__)
 #define EB_UNROLL _Pragma("GCC unroll 48")
@@ -57,18 +71,47 @@ static inline int EB_ISA(pc64)(uint64_t v) {
 #endif
 }
 
+/* The micro-kernel step: word k of every pixel against the EB_OG channels' word k. */
+#define EB_STEP(k)                                                                                            \
+  do {                                                                                                        \
+    eb_vd w[EB_NW];                                                                                           \
+    EB_UNROLL for (int j = 0; j < EB_NW; ++j)                                                                 \
+      w[j] = EB_VD_LOAD(wt + (size_t)(j / EB_NV) * bstride + (k) * 8 + (size_t)(j % EB_NV) * EB_VL);          \
+    EB_UNROLL for (int p = 0; p < P; ++p) {                                                                   \
+      const eb_vd b = EB_VD_BCAST(xp[p][k]);                                                                  \
+      EB_UNROLL for (int j = 0; j < EB_NW; ++j) acc[p][j] = and_op ? EB_VA_AND(acc[p][j], b, w[j])            \
+                                                                    : EB_VA_XOR(acc[p][j], b, w[j]);          \
+    }                                                                                                         \
+  } while (0)
+
 /* cnt[p][j] += sum over taps t < nt and words k of popcount(op(ptrs[t][p][k], w)),
- * w the EB_OG channels' word k of tap t. P and and_op are constants at every
- * call, so the accumulator array lives in registers. */
-EB_INLINE void EB_ISA(core)(const int P, const int and_op, int nt, size_t wpr, const uint64_t *const *ptrs,
-                            const uint64_t *wb, size_t bstride, uint32_t (*cnt)[EB_OG]) {
+ * w the EB_OG channels' word k of tap t. P, and_op and fuse are constants at
+ * every call, so the accumulator array lives in registers.
+ * fuse (xor, EB_VA_GT defined, nt*wpr <= EB_MAX_STEPS): instead of flushing,
+ * obits[p] = the pixel's EB_OG thresholded output bits straight from the
+ * registers: bit c = (cnt_c > lim[p][c]) ^ (bit c of neg) (see conv_tile). */
+/* ptrs NULL: tap t of pixel p is at base + t*tstep + p*pstep (a block inside the
+ * input, no pointer array to build and read back). */
+EB_INLINE void EB_ISA(core)(const int P, const int and_op, const int fuse, int nt, size_t wpr,
+                            const uint64_t *const *ptrs, const uint64_t *base, size_t tstep, size_t pstep,
+                            const uint64_t *wb, size_t bstride, uint32_t (*cnt)[EB_OG],
+                            const uint64_t *const *lim, uint32_t neg, uint32_t *obits) {
   eb_va acc[EB_P][EB_NW];
   EB_UNROLL for (int p = 0; p < P; ++p) EB_UNROLL for (int j = 0; j < EB_NW; ++j) acc[p][j] = EB_VA_ZERO();
   size_t used = 0;
   for (int t = 0; t < nt; ++t) {
     const uint64_t *wt = wb + (size_t)t * wpr * 8;
     const uint64_t *xp[EB_P];
-    EB_UNROLL for (int p = 0; p < P; ++p) xp[p] = ptrs[t * EB_P + p];
+    if (ptrs) {
+      EB_UNROLL for (int p = 0; p < P; ++p) xp[p] = ptrs[t * EB_P + p];
+    } else {
+      EB_UNROLL for (int p = 0; p < P; ++p) xp[p] = base + (size_t)t * tstep + (size_t)p * pstep;
+    }
+    if (fuse || (size_t)EB_MAX_STEPS >= ((size_t)1 << 24)) {
+      /* 64-bit lanes (or a fused call, whose caller checked nt*wpr): no spills, a plain loop */
+      for (size_t k = 0; k < wpr; ++k) EB_STEP(k);
+      continue;
+    }
     size_t k = 0;
     while (k < wpr) {
       if (used == (size_t)EB_MAX_STEPS) { /* narrow accumulators (NEON): spill before they overflow */
@@ -81,31 +124,47 @@ EB_INLINE void EB_ISA(core)(const int P, const int and_op, int nt, size_t wpr, c
       const size_t room = (size_t)EB_MAX_STEPS - used;
       const size_t end = wpr - k > room ? k + room : wpr;
       used += end - k;
-      for (; k < end; ++k) {
-        eb_vd w[EB_NW];
-        EB_UNROLL for (int j = 0; j < EB_NW; ++j)
-          w[j] = EB_VD_LOAD(wt + (size_t)(j / EB_NV) * bstride + k * 8 + (size_t)(j % EB_NV) * EB_VL);
-        EB_UNROLL for (int p = 0; p < P; ++p) {
-          const eb_vd b = EB_VD_BCAST(xp[p][k]);
-          EB_UNROLL for (int j = 0; j < EB_NW; ++j) acc[p][j] = and_op ? EB_VA_AND(acc[p][j], b, w[j])
-                                                                        : EB_VA_XOR(acc[p][j], b, w[j]);
-        }
-      }
+      for (; k < end; ++k) EB_STEP(k);
     }
   }
+#if defined(EB_VA_GT)
+  if (fuse) {
+    EB_UNROLL for (int p = 0; p < P; ++p) {
+      uint32_t o = 0;
+      EB_UNROLL for (int j = 0; j < EB_NW; ++j)
+        o |= (uint32_t)EB_VA_GT(acc[p][j], EB_VD_LOAD(lim[p] + j * EB_VL)) << (unsigned)(j * EB_VL);
+      obits[p] = o ^ neg;
+    }
+    return;
+  }
+#else
+  (void)lim, (void)neg, (void)obits;
+#endif
   EB_UNROLL for (int p = 0; p < P; ++p) EB_UNROLL for (int j = 0; j < EB_NW; ++j)
     EB_VA_FLUSH(acc[p][j], &cnt[p][j * EB_VL]);
 }
 
+#if defined(EB_VA_GT)
+#define EB_CORE_FUSED(n)                                                                                      \
+  if (fuse) {                                                                                                 \
+    EB_ISA(core)(n, 0, 1, nt, wpr, ptrs, base, tstep, pstep, wb, bstride, cnt, lim, neg, obits);              \
+    break;                                                                                                    \
+  }
+#else
+#define EB_CORE_FUSED(n)
+#endif
 #define EB_CORE_CASE(n)                                                                                       \
   case n:                                                                                                     \
-    if (and_op) EB_ISA(core)(n, 1, nt, wpr, ptrs, wb, bstride, cnt);                                          \
-    else EB_ISA(core)(n, 0, nt, wpr, ptrs, wb, bstride, cnt);                                                 \
+    EB_CORE_FUSED(n)                                                                                          \
+    if (and_op) EB_ISA(core)(n, 1, 0, nt, wpr, ptrs, base, tstep, pstep, wb, bstride, cnt, lim, neg, obits);  \
+    else EB_ISA(core)(n, 0, 0, nt, wpr, ptrs, base, tstep, pstep, wb, bstride, cnt, lim, neg, obits);         \
     break;
 
 /* One instantiation per pixel count, so a row's last few pixels cost only their share. */
-static void EB_ISA(core_n)(int P, int and_op, int nt, size_t wpr, const uint64_t *const *ptrs, const uint64_t *wb,
-                           size_t bstride, uint32_t (*cnt)[EB_OG]) {
+static void EB_ISA(core_n)(int P, int and_op, int fuse, int nt, size_t wpr, const uint64_t *const *ptrs,
+                           const uint64_t *base, size_t tstep, size_t pstep, const uint64_t *wb, size_t bstride,
+                           uint32_t (*cnt)[EB_OG], const uint64_t *const *lim, uint32_t neg, uint32_t *obits) {
+  (void)fuse;
   switch (P) {
     EB_CORE_CASE(1)
 #if EB_P >= 2
@@ -135,8 +194,8 @@ static void EB_ISA(core_n)(int P, int and_op, int nt, size_t wpr, const uint64_t
  * falls in the padding. */
 static void EB_ISA(tap_ptrs)(const eb_conv_geom *g, const uint64_t *x, size_t xps, size_t off, const uint64_t *zero,
                              int n, int oy, int ox0, int P, int t0, int nt, const uint64_t **ptrs) {
+  int ky = t0 / g->kw, kx = t0 % g->kw; /* stepped, not divided, per tap */
   for (int t = t0; t < t0 + nt; ++t) {
-    const int ky = t / g->kw, kx = t % g->kw;
     const int iy = oy * g->sh - g->pt + ky * g->dh;
     const int rin = iy >= 0 && iy < g->ih;
     const uint64_t *rowp = x + ((size_t)n * (size_t)g->ih + (size_t)(rin ? iy : 0)) * (size_t)g->iw * xps + off;
@@ -145,6 +204,7 @@ static void EB_ISA(tap_ptrs)(const eb_conv_geom *g, const uint64_t *x, size_t xp
       const int ix = (ox0 + p) * g->sw - g->pl + kx * g->dw;
       tp[p] = rin && ix >= 0 && ix < g->iw ? rowp + (size_t)ix * xps : zero;
     }
+    if (++kx == g->kw) kx = 0, ++ky;
   }
 }
 
@@ -171,6 +231,20 @@ static void EB_ISA(tap_ptrs_inside)(const eb_conv_geom *g, const uint64_t *x, si
   }
 }
 
+/* Bit t set for each tap t < 64 of output pixel (oy, ox) in the padding. */
+static uint64_t EB_ISA(pad_taps)(const eb_conv_geom *g, int oy, int ox) {
+  uint64_t key = 0;
+  int t = 0;
+  for (int ky = 0; ky < g->kh; ++ky) {
+    const int iy = oy * g->sh - g->pt + ky * g->dh, rin = iy >= 0 && iy < g->ih;
+    for (int kx = 0; kx < g->kw; ++kx, ++t) {
+      const int ix = ox * g->sw - g->pl + kx * g->dw;
+      key |= (uint64_t)!(rin && ix >= 0 && ix < g->iw) << (unsigned)(t & 63);
+    }
+  }
+  return key;
+}
+
 static int EB_ISA(tap_inside)(const eb_conv_geom *g, int oy, int ox, int t) {
   const int iy = oy * g->sh - g->pt + (t / g->kw) * g->dh, ix = ox * g->sw - g->pl + (t % g->kw) * g->dw;
   return iy >= 0 && iy < g->ih && ix >= 0 && ix < g->iw;
@@ -190,44 +264,146 @@ static int32_t EB_ISA(plane_ones)(const eb_conv_geom *g, const uint64_t *x, size
   return s;
 }
 
-/* Shared by the xor conv (bits == 0) and the K-bit conv (bits planes, and-popcount). */
+static float EB_ISA(clampf)(float v, float lo, float hi) { return v < lo ? lo : (v > hi ? hi : v); }
+
+/* Output stage of channels [og, og+on) of output pixel pix from their
+ * accumulators, by the expressions of eb_ref_acc_to_bits / eb_ref_acc_to_f32
+ * (no FMA contraction, as in ref: see the pragma above). Channel tiles of a bits
+ * output start at a multiple of 64, so the first group of a word sets it. */
+static void EB_ISA(emit)(const eb_bin_out *out, int oc, size_t pix, int og, int on, const int32_t *tot) {
+  if (out->bits) {
+    uint64_t *wp = out->bits + pix * eb_words((size_t)oc) + (size_t)og / 64;
+    const unsigned sh = (unsigned)(og % 64);
+    uint64_t word = 0;
+    for (int c = 0; c < on; ++c) {
+      const int32_t a = tot[c], t = out->thr[og + c], d = out->dir[og + c];
+      word |= (uint64_t)((d > 0 && a < t) || (d < 0 && a > t)) << (unsigned)c;
+    }
+    *wp = sh ? *wp | word << sh : word;
+  } else if (out->f32) {
+    float *yp = out->f32 + pix * (size_t)oc + (size_t)og;
+    for (int c = 0; c < on; ++c) {
+      const float m = out->mult ? out->mult[og + c] : 1.0f, b = out->bias ? out->bias[og + c] : 0.0f;
+      yp[c] = EB_ISA(clampf)(m * (float)tot[c] + b, out->out_min, out->out_max);
+    }
+  } else {
+    memcpy(out->acc + pix * (size_t)oc + (size_t)og, tot, (size_t)on * sizeof(int32_t));
+  }
+}
+
+static int64_t EB_ISA(floor_half)(int64_t v) { return v >= 0 ? v / 2 : -((1 - v) / 2); }
+
+/* Fused bits output (xor conv): channel c of a pixel is set iff
+ * (d > 0 && acc < t) || (d < 0 && acc > t), with acc = full - 2*cnt - corr (cnt
+ * the mismatch count, corr the wsum of the pixel's padding taps when pad_value
+ * is 0). With R = full - corr - t: d > 0 is 2*cnt > R, i.e. cnt > floor(R/2);
+ * d < 0 is 2*cnt < R, i.e. NOT cnt > ceil(R/2) - 1. So bit c = (cnt > lim_c) ^ neg_c:
+ * one signed compare per lane on the accumulator registers, then one xor per
+ * EB_OG channels. d == 0 and channels past on get lim = INT64_MAX (never set).
+ * corr: NULL for a pixel without padding taps. */
+static void EB_ISA(bit_limits)(const eb_bin_out *out, int og, int on, int32_t full, const int32_t *corr,
+                               uint64_t *lim) {
+  for (int c = 0; c < EB_OG; ++c) {
+    const int32_t d = c < on ? out->dir[og + c] : 0;
+    const int64_t r = (int64_t)full - (corr ? corr[c] : 0) - (c < on ? out->thr[og + c] : 0);
+    const int64_t l = d > 0 ? EB_ISA(floor_half)(r) : d < 0 ? -EB_ISA(floor_half)(-r) - 1 : INT64_MAX;
+    lim[c] = (uint64_t)l;
+  }
+}
+
+/* Shared by the xor conv (bits == 0) and the K-bit conv (bits planes, and-popcount).
+ * A bits output of the xor conv is fused (bit_limits): no flush, no int32 array,
+ * one store per output word. */
 static void EB_ISA(conv_tile)(const eb_conv_geom *g, int pad_value, int bits, const uint64_t *x, const void *packed,
-                              int32_t *acc, int r0, int r1, int oc0, int oc1) {
+                              const eb_bin_out *out, int r0, int r1, int oc0, int oc1) {
   const int taps = g->kh * g->kw, planes = bits ? bits : 1;
   const eb_bpack_view pv = eb_bpack_view_of(packed, g->oc, taps, g->ic, planes);
-  const size_t wpr = pv.wpr, xps = (size_t)planes * wpr;
+  const size_t wpr = pv.wpr, xps = (size_t)planes * wpr, owords = eb_words((size_t)g->oc);
   const int32_t full = taps * g->ic;
   const uint64_t *ptrs[EB_TAPCHUNK * EB_P];
   uint32_t cnt[EB_P][EB_OG];
   int32_t tot[EB_P][EB_OG];
+  uint32_t obits[EB_P];
+  /* border pixels: limits by the set of their padding taps, which few classes share
+   * (8 for a padded 3x3): computed once per class and channel group */
+  uint64_t lim0[EB_OG], limb[EB_P][EB_OG], lcache[EB_LIMCACHE][EB_OG], lkey[EB_LIMCACHE];
+  int ln = 0;
+  const uint64_t *limp[EB_P];
+  int32_t corr[EB_OG];
+  uint32_t neg = 0;
+  int fuse_ok = 0;
+#if defined(EB_VA_GT)
+  fuse_ok = !bits && out->bits != NULL && (size_t)taps * wpr <= (size_t)EB_MAX_STEPS;
+#endif
   int y_lo, y_hi, x_lo, x_hi;
   EB_ISA(interior)(g->oh, g->ih, g->sh, g->pt, (g->kh - 1) * g->dh + 1, &y_lo, &y_hi);
   EB_ISA(interior)(g->ow, g->iw, g->sw, g->pl, (g->kw - 1) * g->dw + 1, &x_lo, &x_hi);
   for (int og = oc0; og < oc1; og += EB_OG) {
     const int on = oc1 - og < EB_OG ? oc1 - og : EB_OG;
     const uint64_t *wg = pv.w + (size_t)(og / 8) * pv.bstride;
+    if (fuse_ok) {
+      ln = 0;
+      EB_ISA(bit_limits)(out, og, on, full, NULL, lim0);
+      neg = 0;
+      for (int c = 0; c < on; ++c) neg |= (uint32_t)(out->dir[og + c] < 0) << (unsigned)c;
+    }
     for (int r = r0; r < r1; ++r) {
       const int n = r / g->oh, oy = r % g->oh;
       const int row_in = oy >= y_lo && oy < y_hi;
-      for (int ox0 = 0; ox0 < g->ow; ox0 += EB_P) {
-        const int P = g->ow - ox0 < EB_P ? g->ow - ox0 : EB_P;
+      for (int ox0 = 0; ox0 < g->ow;) {
+        /* blocks stop at the interior's edges, so every interior pixel runs in an interior block */
+        const int edge = !row_in ? g->ow : ox0 < x_lo ? x_lo : ox0 < x_hi ? x_hi : g->ow;
+        const int P = edge - ox0 < EB_P ? edge - ox0 : EB_P;
         const int block_in = row_in && ox0 >= x_lo && ox0 + P <= x_hi;
+        /* dilation 1 inside the input, one plane: the kw taps of a window row are one run of
+         * kw*wpr words in the input and in the packed filter, so a row is one
+         * long tap and the per-tap overhead drops kw-fold */
+        const int rowrun = block_in && g->dw == 1 && planes == 1 && g->kh <= EB_TAPCHUNK;
+        const int fuse = fuse_ok && (rowrun || taps <= EB_TAPCHUNK);
+        if (fuse)
+          for (int p = 0; p < P; ++p) {
+            const int ox = ox0 + p;
+            limp[p] = lim0;
+            if (pad_value || (row_in && ox >= x_lo && ox < x_hi)) continue;
+            const uint64_t key = taps <= 64 ? EB_ISA(pad_taps)(g, oy, ox) : 0;
+            int hit = -1;
+            for (int i = 0; i < ln && taps <= 64; ++i)
+              if (lkey[i] == key) hit = i;
+            if (hit >= 0) {
+              limp[p] = lcache[hit];
+              continue;
+            }
+            memset(corr, 0, sizeof corr);
+            for (int t = 0; t < taps; ++t)
+              if (!EB_ISA(tap_inside)(g, oy, ox, t)) {
+                const int32_t *ws = pv.wsum + (size_t)t * (size_t)pv.ocp + (size_t)og;
+                for (int c = 0; c < on; ++c) corr[c] += ws[c];
+              }
+            uint64_t *dst = limb[p];
+            if (taps <= 64 && ln < EB_LIMCACHE) {
+              lkey[ln] = key;
+              dst = lcache[ln++];
+            }
+            EB_ISA(bit_limits)(out, og, on, full, corr, dst);
+            limp[p] = dst;
+          }
         for (int j = 0; j < planes; ++j) {
-          memset(cnt, 0, sizeof cnt);
-          if (block_in && g->dw == 1 && planes == 1 && g->kh <= EB_TAPCHUNK) {
-            /* dilation 1 inside the input, one plane: the kw taps of a window row are one run of
-             * kw*wpr words in the input and in the packed filter, so a row is one
-             * long tap and the per-tap overhead drops kw-fold */
-            for (int ky = 0; ky < g->kh; ++ky) EB_ISA(tap_ptrs_inside)(g, x, xps, (size_t)j * wpr, n, oy, ox0, P,
-                                                                          ky * g->kw, 1, ptrs + (size_t)ky * EB_P);
-            EB_ISA(core_n)(P, bits != 0, g->kh, (size_t)g->kw * wpr, ptrs, wg, pv.bstride, cnt);
+          if (!fuse) memset(cnt, 0, sizeof cnt);
+          if (rowrun) {
+            const uint64_t *base = x + (((size_t)n * (size_t)g->ih + (size_t)(oy * g->sh - g->pt)) * (size_t)g->iw +
+                                        (size_t)(ox0 * g->sw - g->pl)) * xps + (size_t)j * wpr;
+            EB_ISA(core_n)(P, bits != 0, fuse, g->kh, (size_t)g->kw * wpr, NULL, base,
+                           (size_t)g->dh * (size_t)g->iw * xps, (size_t)g->sw * xps, wg, pv.bstride, cnt, limp, neg,
+                           obits);
           } else
           for (int t0 = 0; t0 < taps; t0 += EB_TAPCHUNK) {
             const int nt = taps - t0 < EB_TAPCHUNK ? taps - t0 : EB_TAPCHUNK;
             if (block_in) EB_ISA(tap_ptrs_inside)(g, x, xps, (size_t)j * wpr, n, oy, ox0, P, t0, nt, ptrs);
             else EB_ISA(tap_ptrs)(g, x, xps, (size_t)j * wpr, pv.zero, n, oy, ox0, P, t0, nt, ptrs);
-            EB_ISA(core_n)(P, bits != 0, nt, wpr, ptrs, wg + (size_t)t0 * wpr * 8, pv.bstride, cnt);
+            EB_ISA(core_n)(P, bits != 0, fuse, nt, wpr, ptrs, NULL, 0, 0, wg + (size_t)t0 * wpr * 8, pv.bstride, cnt,
+                           limp, neg, obits);
           }
+          if (fuse) break; /* one plane */
           for (int p = 0; p < P; ++p) {
             const int ox = ox0 + p;
             if (!bits) { /* xor: dot = taps*ic - 2*mismatches, with every tap read as +1 in the padding */
@@ -248,22 +424,30 @@ static void EB_ISA(conv_tile)(const eb_conv_geom *g, int pad_value, int bits, co
             }
           }
         }
-        for (int p = 0; p < P; ++p)
-          memcpy(acc + ((size_t)r * (size_t)g->ow + (size_t)(ox0 + p)) * (size_t)g->oc + (size_t)og, tot[p],
-                 (size_t)on * sizeof(int32_t));
+        const size_t pix0 = (size_t)r * (size_t)g->ow + (size_t)ox0;
+        if (fuse) {
+          const unsigned sh = (unsigned)(og % 64);
+          for (int p = 0; p < P; ++p) {
+            uint64_t *wp = out->bits + (pix0 + (size_t)p) * owords + (size_t)og / 64;
+            *wp = sh ? *wp | (uint64_t)obits[p] << sh : (uint64_t)obits[p];
+          }
+        } else {
+          for (int p = 0; p < P; ++p) EB_ISA(emit)(out, g->oc, pix0 + (size_t)p, og, on, tot[p]);
+        }
+        ox0 += P;
       }
     }
   }
 }
 
-void EB_ISA(bconv_tile)(const eb_conv_geom *g, int pad_value, const uint64_t *x, const void *packed, int32_t *acc,
-                        int r0, int r1, int oc0, int oc1) {
-  EB_ISA(conv_tile)(g, pad_value, 0, x, packed, acc, r0, r1, oc0, oc1);
+void EB_ISA(bconv_tile)(const eb_conv_geom *g, int pad_value, const uint64_t *x, const void *packed,
+                        const eb_bin_out *out, int r0, int r1, int oc0, int oc1) {
+  EB_ISA(conv_tile)(g, pad_value, 0, x, packed, out, r0, r1, oc0, oc1);
 }
 
-void EB_ISA(kbit_tile)(const eb_conv_geom *g, int bits, const uint64_t *planes, const void *packed, int32_t *acc,
-                       int r0, int r1, int oc0, int oc1) {
-  EB_ISA(conv_tile)(g, 0, bits, planes, packed, acc, r0, r1, oc0, oc1);
+void EB_ISA(kbit_tile)(const eb_conv_geom *g, int bits, const uint64_t *planes, const void *packed,
+                       const eb_bin_out *out, int r0, int r1, int oc0, int oc1) {
+  EB_ISA(conv_tile)(g, 0, bits, planes, packed, out, r0, r1, oc0, oc1);
 }
 
 /* HORQ: the residual expansion is the reference's float code, step for step (the
@@ -323,7 +507,7 @@ void EB_ISA(horq_tile)(const eb_conv_geom *g, int order, const float *x, const v
             const int nt = taps - t0 < EB_TAPCHUNK ? taps - t0 : EB_TAPCHUNK;
             for (int t = 0; t < nt; ++t)
               for (int p = 0; p < P; ++p) ptrs[t * EB_P + p] = hb + (size_t)(i0 + p) * wpf + (size_t)(t0 + t) * wpr;
-            EB_ISA(core_n)(P, 0, nt, wpr, ptrs, wg + (size_t)t0 * wpr * 8, pv.bstride, cnt);
+            EB_ISA(core_n)(P, 0, 0, nt, wpr, ptrs, NULL, 0, 0, wg + (size_t)t0 * wpr * 8, pv.bstride, cnt, NULL, 0, NULL);
           }
           for (int p = 0; p < P; ++p) {
             int32_t *ap = acc + (pix * (size_t)order + (size_t)(i0 + p)) * (size_t)g->oc + (size_t)og;

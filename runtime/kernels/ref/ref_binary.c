@@ -12,6 +12,13 @@
 
 #include "ref.h"
 
+/* The float output stage is m*acc + b rounded twice, on every target and
+ * compiler: the fast kernels (portable/bin_impl.h) match it bit for bit. GCC
+ * does not contract in ISO C mode; clang does unless told. */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
+
 static int popcount64(uint64_t v) {
 #if defined(__GNUC__) || defined(__clang__)
   return __builtin_popcountll((unsigned long long)v);

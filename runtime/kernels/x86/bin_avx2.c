@@ -58,6 +58,7 @@ static inline uint64_t eb_avx2_bits64(const int32_t *a, const int32_t *t, const 
 #define EB_VA_XOR(a, x, w) _mm256_add_epi64((a), eb_avx2_popcnt64(_mm256_xor_si256((x), (w))))
 #define EB_VA_AND(a, x, w) _mm256_add_epi64((a), eb_avx2_popcnt64(_mm256_and_si256((x), (w))))
 #define EB_VA_FLUSH(a, dst) eb_avx2_flush((a), (dst))
+#define EB_VA_GT(a, lim) ((unsigned)_mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpgt_epi64((a), (lim)))))
 #define EB_MAX_STEPS ((size_t)1 << 24)
 #define EB_PACK64(x, thr) eb_avx2_pack64((x), (thr))
 #define EB_BITS64(a, t, d) eb_avx2_bits64((a), (t), (d))

@@ -44,6 +44,7 @@ static inline uint64_t eb_avx512_bits64(const int32_t *a, const int32_t *t, cons
 #define EB_VA_XOR(a, x, w) _mm512_add_epi64((a), _mm512_popcnt_epi64(_mm512_xor_si512((x), (w))))
 #define EB_VA_AND(a, x, w) _mm512_add_epi64((a), _mm512_popcnt_epi64(_mm512_and_si512((x), (w))))
 #define EB_VA_FLUSH(a, dst) eb_avx512_flush((a), (dst))
+#define EB_VA_GT(a, lim) ((unsigned)_mm512_cmpgt_epi64_mask((a), (lim)))
 #define EB_MAX_STEPS ((size_t)1 << 24)
 #define EB_PACK64(x, thr) eb_avx512_pack64((x), (thr))
 #define EB_BITS64(a, t, d) eb_avx512_bits64((a), (t), (d))

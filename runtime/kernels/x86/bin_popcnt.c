@@ -15,6 +15,7 @@ typedef uint64_t eb_va;
 #define EB_VA_XOR(a, x, w) ((a) + (uint64_t)EB_ISA(pc64)((x) ^ (w)))
 #define EB_VA_AND(a, x, w) ((a) + (uint64_t)EB_ISA(pc64)((x) & (w)))
 #define EB_VA_FLUSH(a, dst) ((dst)[0] += (uint32_t)(a))
+#define EB_VA_GT(a, lim) ((unsigned)((int64_t)(a) > (int64_t)(lim))) /* lane > lim (signed): 1 bit per lane */
 #define EB_MAX_STEPS ((size_t)1 << 24)
 
 #include "portable/bin_impl.h"
