@@ -6,7 +6,9 @@ Three ideas carry the front-end:
   * Elementwise ops on one activation are deferred: a chain of them is looked at as a whole
     when something structural reads it. If the chain's output is ±1 for every input, it is a
     sign, whatever ops wrote it (sign, where(x >= t, 1, -1), Bi-Real's or ReActNet's STE forms);
-    its per-channel threshold is found by probing the chain itself, so it is exact.
+    its per-channel threshold is found by probing the chain itself, so it is exact. The same
+    probing finds HWGQ's uniform quantizer (-> K-bit conv) and HORQ's residual binarization of
+    image patches (im2col -> chain -> matmul with the weights, -> HORQ conv).
   * Every working node remembers the module path and source line that produced it, for the
     report and for errors.
 """
@@ -86,6 +88,7 @@ class Lowering:
         self.root: dict = {}       # deferred fx node -> the materialized fx node its chain starts at
         self.shape: dict = {}      # fx node -> shape
         self.pads: dict = {}       # fx node -> (source fx node, pads t,l,b,r, value): absorbed by conv/pool
+        self.patches: dict = {}    # im2col fx node -> its window: the root of a HORQ patch chain
         self.example_shape = tuple(example_shape)
 
     # -- constants and inputs ------------------------------------------------------------------
@@ -166,7 +169,7 @@ class Lowering:
             return
         acts = self._acts_of(node)
         roots = {self.root.get(a, a) for a in acts}
-        if name in ELEMENTWISE and len(roots) == 1:
+        if (name in ELEMENTWISE or self._is_channel_mean(node)) and len(roots) == 1:
             self.root[node] = roots.pop()
             return
         handler = getattr(self, "_op_" + name, None)
@@ -175,12 +178,25 @@ class Lowering:
                                 "replace it, or keep that part of the model outside the converted graph")
         handler(node)
 
+    def _is_channel_mean(self, node) -> bool:
+        """mean over dim 1 with keepdim: a per-position reduction that stays in a chain (XNOR-Net's
+        mean_c |x|, HORQ's per-patch mean |r|); materialized alone it becomes CHANNEL_MEAN."""
+        if _packet(node.target) != "mean" or len(node.args) < 2:
+            return False
+        x, dims = node.args[:2]
+        keep = node.args[2] if len(node.args) > 2 else node.kwargs.get("keepdim", False)
+        nd = len(self.shape.get(x, ()))
+        return bool(keep) and nd >= 2 and [int(d) % nd for d in dims] == [1]
+
     # -- materializing deferred elementwise chains ---------------------------------------------
     def _mat(self, node) -> int:
         if node in self.acts:
             return self.acts[node]
         if node in self.pads:
             raise UnsupportedOp(f"padding at {_source(node)} feeds something other than a conv or pool")
+        if node in self.patches:
+            raise UnsupportedOp(f"im2col at {_source(node)}: patches are supported only as the input of a HORQ "
+                                "convolution (residual binarization of each patch, then a matmul with the weights)")
         if node not in self.root:
             raise UnsupportedOp(f"value '{node.name}' at {_source(node)} was not lowered")
         sign = self._probe_sign(node)
@@ -357,6 +373,8 @@ class Lowering:
             return add("prelu", args[0], slope=per_channel(self._np(args[1]), ch, "prelu slope"))
         if name == "abs":
             return add("abs", args[0])
+        if name == "mean":  # a channel mean (see _is_channel_mean) read outside its chain
+            return add("cmean", args[0])
         if name == "neg":
             return add("affine", args[0], scale=np.full(ch, -1, np.float32), bias=np.zeros(ch, np.float32))
         if name in ("add", "sub", "mul", "div", "rsub") and len(acts) == 1:
@@ -460,16 +478,64 @@ class Lowering:
         self._emit(node, "conv", [src], w=wn, b=None if b is None else self._np(b), stride=tuple(stride),
                    pads=pads, dil=tuple(dil), groups=int(groups), clamp=NO_CLAMP, pad_value=int(value))
 
-    def _op_horq_conv2d(self, node):
-        x, w, order, stride, padding, pad_value = node.args[:6]
-        wn = self._np(w)
-        p = [int(v) for v in padding]
-        self._emit(node, "horq", [x], w=wn, order=int(order), stride=tuple(int(v) for v in stride),
-                   pads=(p[0], p[1], p[0], p[1]), dil=(1, 1), pad_value=float(pad_value), clamp=NO_CLAMP)
+    def _op_im2col(self, node):
+        x, kernel, dilation, padding, stride = node.args[:5]
+        self.patches[node] = dict(x=x, kernel=[int(v) for v in kernel], dil=[int(v) for v in dilation],
+                                  pad=[int(v) for v in padding], stride=[int(v) for v in stride])
+        self.shape[node] = self.shape.get(node, ())
 
-    def _op_horq_linear(self, node):
-        x, w, order = node.args[:3]
-        self._emit(node, "horq", [x], w=self._np(w), order=int(order), clamp=NO_CLAMP)
+    def _horq_order(self, node, dim: int) -> int | None:
+        """K when the deferred chain ending at node is order-K HORQ residual binarization of its
+        root (reduced over `dim`), probed against the definition; else None."""
+        if node not in self.root:
+            return None
+        chain, root = self._chain(node), self.root[node]
+        shape = self.shape.get(root)
+        if not shape or self.shape.get(node) != shape:
+            return None
+        r = torch.randn(shape, generator=torch.Generator().manual_seed(2)) * 2
+        got = self._eval_chain(node, chain, r)
+        for order in range(1, 9):
+            want, res = torch.zeros_like(r), r
+            for _ in range(order):
+                h = torch.where(res >= 0, 1.0, -1.0)
+                beta = res.abs().mean(dim=dim, keepdim=True)
+                want, res = want + beta * h, res - beta * h
+            if torch.allclose(got, want, rtol=1e-5, atol=1e-6):
+                return order
+        return None
+
+    def _op_matmul(self, node):
+        a, b = node.args[:2]
+        if self._is_const(a) and b in self.root and self.root[b] in self.patches:  # HORQ conv: W @ approx(patches)
+            win = self.patches[self.root[b]]
+            order = self._horq_order(b, 1)
+            if order is None:
+                raise UnsupportedOp(f"matmul at {_source(node)} of weights with image patches that are not a HORQ "
+                                    "residual binarization")
+            x = win["x"]
+            n, c, h, w = self.shape[x]
+            kh, kw = win["kernel"]
+            oh = (h + 2 * win["pad"][0] - win["dil"][0] * (kh - 1) - 1) // win["stride"][0] + 1
+            ow = (w + 2 * win["pad"][1] - win["dil"][1] * (kw - 1) - 1) // win["stride"][1] + 1
+            wn = self._np(a)
+            o = wn.shape[0]
+            self.shape[node] = (n, o, oh, ow)  # the view after it is then a no-op
+            p = win["pad"]
+            self._emit(node, "horq", [x], w=wn.reshape(o, c, kh, kw), order=order, stride=tuple(win["stride"]),
+                       pads=(p[0], p[1], p[0], p[1]), dil=tuple(win["dil"]), pad_value=0.0, clamp=NO_CLAMP)
+            return
+        if self._is_const(b) and len(self.shape.get(a, ())) == 2:
+            order = self._horq_order(a, 1)
+            w = np.ascontiguousarray(self._np(b).T)
+            if order is not None:  # HORQ linear: approx(x) @ W^T
+                self._emit(node, "horq", [self.root[a]], w=w, order=order, clamp=NO_CLAMP)
+            else:
+                self._emit(node, "linear", [a], w=w, b=None, clamp=NO_CLAMP)
+            return
+        raise UnsupportedOp(f"matmul at {_source(node)}: only an activation times constant weights is supported")
+
+    _op_mm = _op_matmul
 
     def _op_linear(self, node):
         x, w = node.args[:2]
@@ -668,28 +734,8 @@ def _dense_hetconv(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
-def _horq_as_ops(model: torch.nn.Module) -> torch.nn.Module:
-    """A copy whose HORQ layers call one opaque op each (see horq_ops.py), so torch.export keeps
-    them whole instead of tracing im2col and the residual loop."""
-    try:
-        from edgebnn.nn.binary import BinaryConv2d, BinaryLinear
-    except ImportError:
-        return model
-    if not any(getattr(m, "input_quant", None) == "horq" for m in model.modules()):
-        return model
-    from .horq_ops import HorqConvAsOp, HorqLinearAsOp
-    model = copy.deepcopy(model)
-    for parent in list(model.modules()):
-        for key, child in list(parent.named_children()):
-            if isinstance(child, BinaryConv2d) and child.input_quant == "horq":
-                setattr(parent, key, HorqConvAsOp(child))
-            elif isinstance(child, BinaryLinear) and child.input_quant == "horq":
-                setattr(parent, key, HorqLinearAsOp(child))
-    return model
-
-
 def export(model, example: torch.Tensor) -> torch.export.ExportedProgram:
-    """torch.export the model, with edgebnn's HetConv as dense convs and HORQ layers as single ops."""
+    """torch.export the model, with edgebnn's HetConv layers as the dense convs they equal."""
     if isinstance(model, torch.export.ExportedProgram):
         return model
     if isinstance(model, torch.jit.ScriptModule):
@@ -703,7 +749,7 @@ def export(model, example: torch.Tensor) -> torch.export.ExportedProgram:
         except Exception as e:
             raise UserError(f"cannot convert this TorchScript model to torch.export ({type(e).__name__}: "
                             f"{str(e).splitlines()[0] if str(e) else ''}); export the eager module instead") from None
-    model = _horq_as_ops(_dense_hetconv(model.eval()))
+    model = _dense_hetconv(model.eval())
     try:
         with torch.no_grad():
             return torch.export.export(model, (example,))

@@ -233,6 +233,20 @@ def test_zoo_models_convert_and_match(tmp_path, name, kwargs, shape):
         assert layer.why_float, layer
 
 
+def test_horq_recognised_by_value_in_an_exported_program(tmp_path):
+    """HORQ traced by torch.export is im2col + a residual chain + matmul: probed, it maps to HORQ_CONV2D."""
+    from edgebnn.zoo import create
+    torch.manual_seed(5)
+    model = _randomize_bn(create("binarynet_cnn", method="horq", bits=3))
+    x = torch.randn(1, 1, 28, 28)
+    ep = torch.export.export(model, (x,))
+    assert any("im2col" in str(n.target) for n in ep.graph.nodes)
+    report = convert(ep, output=tmp_path / "h.ebnn")
+    assert _ops(tmp_path / "h.ebnn").count(OpType.HORQ_CONV2D) == 3
+    assert [layer.kind for layer in report.layers if layer.op == "HORQ_CONV2D"] == ["k-bit"] * 3
+    _check_close(model, x, tmp_path / "h.ebnn")
+
+
 def test_binary_resnet18_file_size_close_to_packed_parameters(tmp_path):
     from edgebnn.zoo import create
     model = create("birealnet18").eval()
