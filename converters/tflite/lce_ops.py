@@ -9,6 +9,9 @@ LceBconv2d counts differing bits p over K = kh*kw*C taps: the ±1 dot product is
 - Float output: LCE clamps the dot for its fused activation, then multiplier * dot + bias. With
   no activation that is our float epilogue; with one it becomes bconv -> RELU/RELU6/HARDTANH ->
   AFFINE (exact: the same operations in the same order).
+LceDequantize is deferred: larq's QuantDense converts to LceQuantize -> LceDequantize -> a float
+FULLY_CONNECTED with ±1 rows (times a folded BatchNorm scale), which lower.py turns into a binary
+dense layer on the bits; the unpack is emitted only if something else reads the floats.
 Options (flexbuffer map, LCE 0.16): channels_in, stride_height/width, dilation_height/width_factor,
 padding (TFLite Padding: 0 SAME, 1 VALID), pad_values (0 or 1), fused_activation_function
 (TFLite ActivationFunctionType). Older files spell padding and the activation as strings.
@@ -78,7 +81,10 @@ class LceOps:
     def dequantize(self, op: TOp) -> Value:
         if self.lw.t(op.outputs[0]).type != 0:
             self.lw.fail(op, "LceDequantize to a non-float output is not supported")
-        return self.lw.b.unpack(self.bits_in(op, 0), name=self.lw._name(op))
+        x, name, out = self.bits_in(op, 0), self.lw._name(op), op.outputs[0]
+        self.lw.bits_of[out] = x
+        self.lw.lazy[out] = lambda: self.lw.b.unpack(x, name=name)
+        return None
 
     def bmaxpool2d(self, op: TOp) -> Value:
         m = self.options(op)

@@ -11,7 +11,8 @@ uint8 kernel only ever uses q - zero_point. Their per-tensor weights keep a zero
 the runtime's int8 conv/FC subtract like TFLite's filter_offset.
 
 The model's input is float (NHWC at the boundary) with a QUANTIZE when the model is quantized,
-so `edgebnn run photo.bmp` feeds it through `input.preprocess`; int8 outputs are dequantized.
+so `edgebnn run photo.bmp` feeds it through `input.preprocess`; int8 outputs are dequantized,
+bitpacked LCE outputs unpacked to ±1 floats.
 SOFTMAX runs in float on the dequantized logits (the runtime has no int8 softmax).
 """
 from __future__ import annotations
@@ -42,6 +43,10 @@ class _Lowering:
         self.outputs = list(model.outputs if outputs is None else outputs)
         self.b = GraphBuilder()
         self.vals: dict[int, Value] = {}
+        # LceDequantize outputs, emitted only when something reads them as floats: a FULLY_CONNECTED
+        # with ±1 rows (larq's QuantDense) takes the bits themselves (bits_of) instead
+        self.lazy: dict[int, object] = {}
+        self.bits_of: dict[int, Value] = {}
         self.layer_of_op: dict[str, int] = {}
         self.wg = WGraph()   # one node per TFLite op: the report's "source" column
 
@@ -68,6 +73,8 @@ class _Lowering:
         return self.t(i).type in (3, 9)
 
     def act(self, i: int, op: TOp) -> Value:
+        if i not in self.vals and i in self.lazy:
+            self.vals[i] = self.lazy.pop(i)()
         if i not in self.vals:
             t = self.t(i)
             if t.data is None:
@@ -158,14 +165,17 @@ class _Lowering:
         o = op.options
         x_i = op.inputs[0]
         self.check_types(op, x_i)
-        x = self.act(x_i, op)
-        q = self.is_q(x_i)
         act = self.activation(op, o.scalar(0, "b") if o else 0)
         if o is not None and o.scalar(1, "b") != 0:
             self.fail(op, "shuffled weights format is not supported")
         wt = self.t(op.inputs[1])
         if len(wt.shape) != 2:
             self.fail(op, f"weights of shape {list(wt.shape)}: expected [O, K]")
+        binary = self._binary_fc(op, x_i, wt, act)
+        if binary is not None:
+            return binary
+        x = self.act(x_i, op)
+        q = self.is_q(x_i)
         k = wt.shape[1]
         size = int(np.prod(x.shape))
         if size % k:
@@ -175,6 +185,27 @@ class _Lowering:
         w = self.weights(op.inputs[1], op, 0)
         kw = dict(self.out_q(op)) if q else {}
         y = self.b.fully_connected(x, w, self.bias(op, 2, q), act, self._name(op), **kw)
+        return self._shape_as(op, y)
+
+    def _binary_fc(self, op: TOp, x_i: int, wt: TTensor, act):
+        """LceDequantize -> FULLY_CONNECTED whose row o is s_o * (±1): a binary dense layer (larq's
+        QuantDense; TFLite folds a following BatchNorm's scale into the rows). The ±1 dot product is
+        an exact integer, so s * dot + bias equals the float layer up to its summation rounding."""
+        bits = self.bits_of.get(x_i)
+        if bits is None or wt.type != 0 or wt.data is None or not (wt.data != 0).all():
+            return None
+        a = np.abs(wt.data.astype(np.float32))
+        k = wt.shape[1]
+        if not (a == a[:, :1]).all() or bits.shape[-1] != k:
+            return None
+        name = self._name(op)
+        rows = int(np.prod(bits.shape)) // k
+        if bits.shape != (rows, k):   # outer dims only: whole rows of k bits
+            bits = self.b.reshape(bits, (rows, k), name=f"{name}.rows")
+        w = self.b.const_bits(np.where(wt.data < 0, -1, 1).astype(np.int8), name=f"{name}.filter")
+        bias = self.bias(op, 2, False)
+        y = self.b.bfully_connected(bits, w, multiplier=a[:, 0], bias=np.zeros(wt.shape[0], np.float32)
+                                    if bias is None else bias, activation=act, name=name)
         return self._shape_as(op, y)
 
     def _const_channels(self, op: TOp):
@@ -379,16 +410,20 @@ class _Lowering:
                 self.fail(op, str(e))
             if len(op.outputs) != 1:
                 self.fail(op, f"{len(op.outputs)} outputs: only single-output ops are supported")
-            self.vals[op.outputs[0]] = y
+            if y is not None:   # None: deferred (self.lazy)
+                self.vals[op.outputs[0]] = y
             for irop in self.b.graph.ops[before:]:
                 self.layer_of_op[irop.name] = nid
         for k, i in enumerate(self.outputs):
+            if i not in self.vals and i in self.lazy:
+                self.vals[i] = self.lazy.pop(i)()
             if i not in self.vals:
                 raise UserError(f"{self.path}: output tensor '{self.t(i).name}' is not computed by any operator")
             y = self.vals[i]
-            if y.dtype is DType.I8:
+            if y.dtype in (DType.I8, DType.BIT1):   # packed LCE words come out as their ±1 values
                 before = len(self.b.graph.ops)
-                y = self.b.dequantize(y, name=f"output{k}.dequantize")
+                y = (self.b.dequantize(y, name=f"output{k}.dequantize") if y.dtype is DType.I8
+                     else self.b.unpack(y, name=f"output{k}.unpack"))
                 for irop in self.b.graph.ops[before:]:
                     self.layer_of_op[irop.name] = nid
             self.b.output(y, name=self.t(i).name.split(";")[0] or f"output{k}")

@@ -243,3 +243,83 @@ def test_unsupported_op_is_one_line(tmp_path):
         export_lce(b.build(), tmp_path / "m.tflite")
     assert "\n" not in str(e.value)
     assert not list(tmp_path.iterdir())
+
+
+# -- a model made by LCE's own converter (tests/data/lce/make_lce_models.py) -------------------------
+# What LCE's converter emits differs from our exports: BatchNorm folded into post-activation
+# multipliers/biases and output thresholds, bitpacked outputs, absent (-1) optional inputs, pad value 0,
+# LceQuantize after ADD, a max pool moved onto the bits. Its outputs and LCE's packed words for the
+# binary layers are stored, so the comparison runs where LCE's interpreter cannot.
+LCE_DATA = Path(__file__).resolve().parents[1] / "data" / "lce"
+
+
+@pytest.fixture(scope="module")
+def small_bnn():
+    path = LCE_DATA / "small_bnn.tflite"
+    return path, parse(path.read_bytes()), dict(np.load(LCE_DATA / "small_bnn_io.npz"))
+
+
+def _lowered(path, model, outputs=None) -> Runtime:
+    from edgebnn.converters.tflite import lower
+    return Runtime(to_bytes(lower(model, path, outputs=outputs)[0]))
+
+
+def _matches_by_shape(got, want: dict):
+    got = list(got) if isinstance(got, (list, tuple)) else [got]
+    assert sorted(g.shape for g in got) == sorted(w.shape for w in want.values())
+    for g in got:
+        name, w = next((k, w) for k, w in want.items() if w.shape == g.shape)
+        np.testing.assert_allclose(g, w, rtol=0, atol=1e-5 * float(np.abs(w).max()), err_msg=name)
+
+
+def test_lce_converted_model_covers_lce_fusions(small_bnn):
+    _, m, _ = small_bnn
+    names = [op.name for op in m.ops]
+    assert {"LceQuantize", "LceBconv2d", "LceBMaxPool2d", "CONV_2D", "ADD", "FULLY_CONNECTED"} <= set(names)
+    bconvs = [op for op in m.ops if op.name == "LceBconv2d"]
+    assert any(m.tensors[op.outputs[0]].type == 2 and op.inputs[2] < 0 for op in bconvs)   # thresholds only
+    assert {loads(op.custom_options)["pad_values"] for op in bconvs} == {0, 1}
+    assert any(loads(op.custom_options)["fused_activation_function"] == 1 for op in bconvs)
+    assert names[names.index("ADD") + 1] == "LceQuantize"
+    assert names[names.index("LceDequantize") + 1] == "FULLY_CONNECTED"
+
+
+def test_lce_converted_quant_dense_runs_binary(small_bnn):
+    """larq's QuantDense arrives as LceDequantize -> float FULLY_CONNECTED with ±1 rows times the
+    folded BatchNorm scale; the import runs it as a binary dense layer on the bits, unpacking nothing."""
+    from edgebnn.converters.tflite import lower
+    path, m, _ = small_bnn
+    ops = [op.type.name for op in lower(m, path)[0].ops]
+    assert ops.count("BFULLY_CONNECTED") == 1 and "UNPACK" not in ops and ops.count("FULLY_CONNECTED") == 1
+
+
+def test_lce_converted_model_matches_stored_lce_outputs(small_bnn, tmp_path):
+    path, m, io = small_bnn
+    out = tmp_path / "small.ebnn"
+    convert(str(path), output=str(out), verify=False)
+    rt = Runtime(out)
+    packed = {int(k.split("_")[1]): v for k, v in io.items() if k.startswith("packed_")}
+    assert len(packed) == 2
+    for i, x in enumerate(io["x"]):
+        _matches_by_shape(rt.run(x), {"features": io["features"][i], "logits": io["logits"][i]})
+        for t, words in packed.items():   # the binary layers: LCE's words, bit for bit
+            c = next(op for op in m.ops if op.outputs[0] == t)
+            c = m.tensors[c.inputs[1]].shape[0] if c.name == "LceBconv2d" else None
+            got = _lowered(path, m, [t]).run(x)
+            np.testing.assert_array_equal(got, unpack32(words[i], c or got.shape[-1]).astype(np.float32))
+
+
+def test_lce_converted_model_matches_lce(small_bnn):
+    mod, why = _lce_wrapper()
+    if mod is None:
+        if os.environ.get("EDGEBNN_REQUIRE_LCE"):
+            pytest.fail(why)
+        pytest.skip(why)
+    path, m, _ = small_bnn
+    data = path.read_bytes()
+    rt = _lowered(path, m)
+    rng = np.random.default_rng(11)
+    for _ in range(4):   # fresh inputs, not the stored ones
+        x = rng.standard_normal((1, 32, 32, 3)).astype(np.float32) * 2
+        want = mod.LiteInterpreter(data, 1, False, False, False).predict([x])
+        _matches_by_shape(rt.run(x), {f"output{k}": np.asarray(w) for k, w in enumerate(want)})
