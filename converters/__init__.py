@@ -33,6 +33,25 @@ def _shape(input_shape) -> tuple[int, ...]:
     return shape
 
 
+
+def _user_metadata(meta: dict, labels, preprocess) -> None:
+    """Class labels and image preprocessing, as `edgebnn run` reads them (docs/format.md)."""
+    if labels:
+        meta["labels"] = json.dumps([str(v) for v in labels])
+    if preprocess:
+        meta["input.preprocess"] = json.dumps(preprocess)
+
+
+def _write(report: ConversionReport, graph, output) -> ConversionReport:
+    """The last step of every front-end: write the file (atomically) only now that all succeeded."""
+    from edgebnn.format.writer import save, to_bytes
+    if output is not None:
+        save(graph, output)
+        report.file_bytes = Path(output).stat().st_size
+    else:
+        report.file_bytes = len(to_bytes(graph))
+    return report
+
 def convert(model, example_input=None, output=None, input_shape=None, allow_pickle: bool = True,
             labels=None, preprocess: dict | None = None, verify: bool = True) -> ConversionReport:
     """Convert a PyTorch model (module, ExportedProgram, or a file holding one) to a packed .ebnn.
@@ -55,7 +74,6 @@ def convert(model, example_input=None, output=None, input_shape=None, allow_pick
         import torch
     except ImportError:
         raise UserError("converting needs PyTorch: pip install 'edgebnn[convert]'") from None
-    from edgebnn.format.writer import save
     from edgebnn.passes import EmitError, emit, run_passes
 
     from .pytorch import export, load_model, lower
@@ -83,10 +101,7 @@ def convert(model, example_input=None, output=None, input_shape=None, allow_pick
     wg = lower(ep, tuple(example_input.shape))
     run_passes(wg)
     meta["input.shape"] = ",".join(str(d) for d in example_input.shape)
-    if labels:
-        meta["labels"] = json.dumps([str(v) for v in labels])
-    if preprocess:
-        meta["input.preprocess"] = json.dumps(preprocess)
+    _user_metadata(meta, labels, preprocess)
     try:
         graph, layer_of_op = emit(wg, meta)
     except EmitError as e:
@@ -95,13 +110,7 @@ def convert(model, example_input=None, output=None, input_shape=None, allow_pick
     report.input_shape = tuple(example_input.shape)
     if verify:
         _verify(report, graph, ep, example_input)
-    if output is not None:
-        save(graph, output)
-        report.file_bytes = Path(output).stat().st_size
-    else:
-        from edgebnn.format.writer import to_bytes
-        report.file_bytes = len(to_bytes(graph))
-    return report
+    return _write(report, graph, output)
 
 
 def convert_onnx(path, output=None, input_shape=None, labels=None, preprocess: dict | None = None,
@@ -140,10 +149,7 @@ def convert_onnx(path, output=None, input_shape=None, labels=None, preprocess: d
     meta = {"producer": f"edgebnn convert (ONNX {model.producer_name or 'model'} {model.producer_version})".strip(),
             "source.sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "source.file": path.name,
             "input.shape": ",".join(str(d) for d in shape)}
-    if labels:
-        meta["labels"] = json.dumps([str(v) for v in labels])
-    if preprocess:
-        meta["input.preprocess"] = json.dumps(preprocess)
+    _user_metadata(meta, labels, preprocess)
     try:
         graph, layer_of_op = emit(wg, meta)
     except EmitError as e:
@@ -154,14 +160,7 @@ def convert_onnx(path, output=None, input_shape=None, labels=None, preprocess: d
     if verify:
         out = model.graph.output[0].name
         _verify_arrays(report, graph, x, values[out])
-    if output is not None:
-        from edgebnn.format.writer import save
-        save(graph, output)
-        report.file_bytes = Path(output).stat().st_size
-    else:
-        from edgebnn.format.writer import to_bytes
-        report.file_bytes = len(to_bytes(graph))
-    return report
+    return _write(report, graph, output)
 
 
 def convert_tflite(path, output=None, input_shape=None, labels=None, preprocess: dict | None = None,
@@ -212,14 +211,7 @@ def convert_tflite(path, output=None, input_shape=None, labels=None, preprocess:
             report.notes.append(f"not compared with TFLite: {make_interpreter(data)[1]}")
         else:
             _verify_arrays(report, graph, x, got[0][0])
-    if output is not None:
-        from edgebnn.format.writer import save
-        save(graph, output)
-        report.file_bytes = Path(output).stat().st_size
-    else:
-        from edgebnn.format.writer import to_bytes
-        report.file_bytes = len(to_bytes(graph))
-    return report
+    return _write(report, graph, output)
 
 
 def _verify_arrays(report: ConversionReport, graph, x, want) -> None:

@@ -29,12 +29,11 @@ The TFLite model's input is NHWC (TFLite's layout) even when the .ebnn input is 
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from edgebnn.format.writer import atomic_write
 from edgebnn.errors import UserError
 from edgebnn.ir.builder import resolve_padding
 from edgebnn.ir.dtypes import DType, unpack_bits
@@ -353,13 +352,4 @@ def to_lce_bytes(graph: Graph) -> bytes:
 def export_lce(graph: Graph, path) -> Path:
     """Write `graph` as an LCE TFLite flatbuffer at `path` (atomically: no partial file on error)."""
     data = to_lce_bytes(graph)
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent if str(path.parent) else ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, data)

@@ -20,12 +20,11 @@ Transposes, and takes/gives each graph input/output in the layout the .ebnn decl
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from edgebnn.format.writer import atomic_write
 from edgebnn.errors import UserError
 from edgebnn.ir import Activation, Attr, DType, Graph, Op, OpType, unpack_bits
 
@@ -552,14 +551,4 @@ def to_model(graph: Graph):
 def export_onnx(graph: Graph, path) -> Path:
     """Write `graph` as an ONNX model at `path`, atomically (no partial file on any error)."""
     model = to_model(graph)
-    path = Path(path)
-    payload = model.SerializeToString()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent if str(path.parent) else ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, model.SerializeToString())

@@ -17,6 +17,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from edgebnn.ir.dtypes import f32_to_ord, ord_to_f32
 from edgebnn.errors import UserError
 from edgebnn.passes.graph import NO_CLAMP, WGraph, channel_vector
 
@@ -72,16 +73,6 @@ def check_supported(model) -> None:
                                 "outside the converted graph")
 
 
-# ---- float32 order-preserving integer keys, for exact threshold search (as pytorch/capture.py) ---
-def _to_ord(x: np.ndarray) -> np.ndarray:
-    i = np.asarray(x, np.float32).view(np.int32).astype(np.int64)
-    return np.where(i >= 0, i, -(i & 0x7FFFFFFF) - 1)
-
-
-def _from_ord(o: np.ndarray) -> np.ndarray:
-    o = np.asarray(o, np.int64)
-    i = np.where(o >= 0, o, (-(o + 1)) | 0x80000000).astype(np.uint32)
-    return i.view(np.float32)
 
 
 
@@ -227,15 +218,15 @@ class Lowering:
             if np.any(lo_pos & ~hi_pos):
                 raise UnsupportedOp(f"sign-like op at {_src(self.producer[name])} gives -1 for large inputs in some "
                                     "channel; the runtime's sign is increasing")
-            lo, hi = np.full(ch, _to_ord(-big)), np.full(ch, _to_ord(big))
+            lo, hi = np.full(ch, f32_to_ord(-big)), np.full(ch, f32_to_ord(big))
             for _ in range(34):  # bisection on float32 keys: smallest x with output +c
                 mid = (lo + hi) // 2
-                p = positive(_from_ord(mid))
+                p = positive(ord_to_f32(mid))
                 hi = np.where(p, mid, hi)
                 lo = np.where(p, lo, mid)
-            below = _from_ord(hi - 1)
+            below = ord_to_f32(hi - 1)
             at_zero = np.abs(f(full(below)).reshape(shape[0], ch, -1)[0, :, 0]) < 0.5 * c
-            t = np.where(at_zero, below, _from_ord(hi)).astype(np.float32)
+            t = np.where(at_zero, below, ord_to_f32(hi)).astype(np.float32)
             t = np.where(lo_pos, -np.inf, np.where(~hi_pos, np.inf, t)).astype(np.float32)
         except _NotSign:
             return None

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch.fx.node import map_arg
 
+from edgebnn.ir.dtypes import f32_to_ord, ord_to_f32
 from edgebnn.errors import UserError
 from edgebnn.passes.graph import NO_CLAMP, WGraph, channel_vector, per_channel
 
@@ -66,16 +67,6 @@ def _source(node) -> str:
     return " ".join(p for p in (path or "<model>", f"({line})" if line else "") if p)
 
 
-# ---- float32 order-preserving integer keys, for exact threshold search -------------------------
-def _to_ord(x: np.ndarray) -> np.ndarray:
-    i = np.asarray(x, np.float32).view(np.int32).astype(np.int64)
-    return np.where(i >= 0, i, -(i & 0x7FFFFFFF) - 1)
-
-
-def _from_ord(o: np.ndarray) -> np.ndarray:
-    o = np.asarray(o, np.int64)
-    i = np.where(o >= 0, o, (-(o + 1)) | 0x80000000).astype(np.uint32)
-    return i.view(np.float32)
 
 
 class Lowering:
@@ -313,18 +304,18 @@ class Lowering:
             if np.any(lo_pos & ~hi_pos):
                 raise UnsupportedOp(f"sign-like op at {_source(node)} gives -1 for large inputs in some channel; "
                                     "the runtime's sign is increasing")
-            lo, hi = np.full(c, _to_ord(-big)), np.full(c, _to_ord(big))
+            lo, hi = np.full(c, f32_to_ord(-big)), np.full(c, f32_to_ord(big))
             for _ in range(34):  # bisection on float32 keys: smallest x with output +1
                 mid = (lo + hi) // 2
-                p = positive(_from_ord(mid))
+                p = positive(ord_to_f32(mid))
                 hi = np.where(p, mid, hi)
                 lo = np.where(p, lo, mid)
             # Where the source gives 0 just below the first +1 (torch.sign at 0), put the
             # threshold there: the packed format has no 0, and +1 at 0 is edgebnn's convention.
-            below = _from_ord(hi - 1)
+            below = ord_to_f32(hi - 1)
             full = torch.from_numpy(below).view(1, c, *([1] * (len(shape) - 2))).expand(shape).contiguous()
             at_zero = (self._eval_chain(node, chain, full).reshape(shape[0], c, -1)[0, :, 0].abs() < 0.5).numpy()
-            t = np.where(at_zero, below, _from_ord(hi)).astype(np.float32)
+            t = np.where(at_zero, below, ord_to_f32(hi)).astype(np.float32)
             t = np.where(lo_pos, -np.inf, np.where(~hi_pos, np.inf, t)).astype(np.float32)
         except _NotSign:
             return None

@@ -120,11 +120,11 @@ def to_bytes(graph: Graph) -> bytes:
     return bytes(out)
 
 
-def save(graph: Graph, path) -> Path:
-    """Write `graph` to `path` atomically: on any error no partial file is left behind."""
+def atomic_write(path, payload: bytes) -> Path:
+    """Write bytes to `path` through a temporary file and a rename: on any error no partial file
+    is left behind, and a reader never sees half a file. Every writer of model files uses this."""
     path = Path(path)
-    payload = to_bytes(graph)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent if str(path.parent) else ".")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
@@ -133,3 +133,8 @@ def save(graph: Graph, path) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def save(graph: Graph, path) -> Path:
+    """Write `graph` to `path` atomically: on any error no partial file is left behind."""
+    return atomic_write(path, to_bytes(graph))

@@ -82,3 +82,17 @@ def unpack_bits(packed: np.ndarray, c: int) -> np.ndarray:
     bits = np.unpackbits(rows.view(np.uint8).reshape(rows.shape[0], -1), axis=-1, bitorder="little")
     vals = np.where(bits[:, :c] == 1, -1.0, 1.0).astype(np.float32)
     return vals.reshape(p.shape[:-1] + (c,))
+
+
+def f32_to_ord(x) -> np.ndarray:
+    """float32 -> int64 keys in the same order (-0.0 just below +0.0): bisection over float32
+    values, as the converters do to find exact sign thresholds."""
+    i = np.asarray(x, np.float32).view(np.int32).astype(np.int64)
+    return np.where(i >= 0, i, -(i & 0x7FFFFFFF) - 1)
+
+
+def ord_to_f32(o) -> np.ndarray:
+    """The inverse of f32_to_ord."""
+    o = np.asarray(o, np.int64)
+    i = np.where(o >= 0, o, (-(o + 1)) | 0x80000000).astype(np.uint32)
+    return i.view(np.float32)
