@@ -54,7 +54,7 @@ def main():
     \b
     The job, from a model to numbers:
       edgebnn demo                        convert, run and time the shipped MNIST binary CNN
-      edgebnn convert model.pt2           PyTorch -> packed .ebnn + a report of what became binary
+      edgebnn convert model.pt2           PyTorch (or .onnx, .tflite) -> packed .ebnn + a report
       edgebnn inspect model.ebnn          layers, dtypes, packed sizes, arena, op counts
       edgebnn export model.ebnn --to onnx the float-simulated model, to check in onnxruntime
       edgebnn run model.ebnn --input x.npy --top 5

@@ -26,7 +26,8 @@ from ..errors import UserError
 @click.option("-q", "--quiet", is_flag=True, help="Print only the summary line.")
 def convert(model: Path, output: Path | None, input_shape: str | None, report_path: Path | None,
             labels: Path | None, allow_pickle: bool, quiet: bool):
-    """Convert a PyTorch or ONNX / QONNX model to the packed format and report what each layer became.
+    """Convert a PyTorch, ONNX / QONNX or TFLite / LCE model to the packed format and report what
+    each layer became.
 
     \b
     MODEL is one of:
@@ -34,6 +35,8 @@ def convert(model: Path, output: Path | None, input_shape: str | None, report_pa
       model.pt    torch.save(model, "model.pt")  (a whole module; needs --input-shape)
       model.pt    torch.jit.save(torch.jit.script(model), "model.pt")  (TorchScript)
       model.onnx  ONNX (torch.onnx.export, ...) or QONNX (Brevitas: BipolarQuant, Quant, Trunc)
+      model.tflite  TFLite float32 / int8 / uint8 (MobileNet-family ops), and Larq Compute Engine's
+                  binary ops (LceQuantize, LceBconv2d, LceBMaxPool2d, LceDequantize)
     A state_dict alone is not a model: save the module, or call edgebnn.converters.convert(module)
     from Python.
 
