@@ -120,7 +120,48 @@ class Lowering:
         return found
 
     # -- main loop -----------------------------------------------------------------------------
+    def _hetconv_groups(self):
+        """edgebnn HetConv2d layers inside an exported program: their forward is traced as a gather
+        and grouped convs; keyed by their last node, each becomes one dense conv with HetConv's
+        zero pattern (which the HetConv pass then recognises)."""
+        groups: dict = {}
+        for n in self.gm.graph.nodes:
+            stack = (n.meta.get("nn_module_stack") or {}) if n.op == "call_function" else {}
+            for path, cls in list(stack.values())[::-1]:
+                if str(getattr(cls, "__name__", cls)).endswith("HetConv2d"):
+                    groups.setdefault(path, []).append(n)
+                    break
+        self.het_member, self.het_last = set(), {}
+        for path, nodes in groups.items():
+            self.het_member.update(nodes)
+            self.het_last[nodes[-1]] = (path, nodes)
+
+    def _op_hetconv_group(self, node):
+        path, nodes = self.het_last[node]
+        clean = re.sub(r"^L__self___?", "", str(path))
+        state = self.ep.state_dict
+        w3, w1 = (state[f"{clean}.{k}"].detach().numpy() for k in ("w3", "w1"))
+        bias = state.get(f"{clean}.bias")
+        members = set(nodes)
+        inputs = [a for n in nodes for a in n.all_input_nodes if a not in members and a not in self.consts]
+        if len(set(inputs)) != 1:
+            raise UnsupportedOp(f"HetConv layer '{clean}' at {_source(node)} reads {len(set(inputs))} activations")
+        x = inputs[0]
+        conv = next(n for n in nodes if _packet(n.target) in ("conv2d", "convolution"))
+        stride = [int(v) for v in conv.args[3]]
+        o, sub, k, _ = w3.shape
+        c = self.shape[x][1]
+        part = c // sub
+        dense = np.zeros((o, c, k, k), np.float32)
+        for j in range(o):
+            dense[j, (j % part)::part] = w3[j]
+            rest = [ch for ch in range(c) if ch % part != j % part]
+            dense[j, rest, k // 2, k // 2] = w1[j]
+        self._emit(node, "conv", [x], w=dense, b=None if bias is None else bias.detach().numpy(),
+                   stride=tuple(stride), pads=(k // 2,) * 4, dil=(1, 1), groups=1, clamp=NO_CLAMP, pad_value=0)
+
     def run(self) -> WGraph:
+        self._hetconv_groups()
         values = self._placeholder_values()
         user_inputs = [s.arg.name for s in self.ep.graph_signature.input_specs if s.kind.name == "USER_INPUT"]
         for node in self.gm.graph.nodes:
@@ -147,6 +188,10 @@ class Lowering:
         return self.g
 
     def _call(self, node):
+        if node in self.het_member:
+            if node in self.het_last:
+                self._op_hetconv_group(node)
+            return
         name = _packet(node.target)
         if name.startswith("_assert") or name in ("sym_constrain_range", "sym_constrain_range_for_size"):
             return  # export's shape/dtype guards: nothing to compute

@@ -275,6 +275,18 @@ def test_hetconv_dense_pattern_is_recognised(tmp_path):
         _check_close(model, x, tmp_path / "h.ebnn")
 
 
+def test_hetconv_in_an_exported_program(tmp_path):
+    """An exported HetConv2d is a traced gather + grouped convs: rebuilt as one fused HetConv."""
+    from edgebnn.zoo import create
+    torch.manual_seed(6)
+    model = _randomize_bn(create("hetconv_resnet", part=4))
+    x = torch.randn(1, 3, 32, 32)
+    convert(torch.export.export(model, (x,)), output=tmp_path / "h.ebnn")
+    n_het = sum(1 for m in model.modules() if type(m).__name__ == "HetConv2d")
+    assert _ops(tmp_path / "h.ebnn").count(OpType.HETCONV2D) == n_het > 0
+    _check_close(model, x, tmp_path / "h.ebnn")
+
+
 def test_one_padding_and_residual_concat(tmp_path):
     class OnePad(nn.Module):
         def __init__(self):
