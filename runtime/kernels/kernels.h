@@ -48,7 +48,7 @@ typedef struct eb_bin_kernels_s {
    * EB_BPACK_OC_ALIGN (of EB_BITS_OC_ALIGN for a bits output). */
   void (*bconv_tile)(const eb_conv_geom *g, int pad_value, const uint64_t *x, const void *packed,
                      const eb_bin_out *out, int r0, int r1, int oc0, int oc1);
-  /* K-bit (HWGQ) conv on bit planes [n][ih][iw][bits][words(ic)] made by eb_kbit_planes;
+  /* K-bit (HWGQ) conv on bit planes [n][ih][iw][bits][words(ic)] made by eb_ref_kbit_planes;
    * accumulators as eb_ref_kbit_conv2d_acc, then *out as bconv_tile. Packed with planes = bits. */
   void (*kbit_tile)(const eb_conv_geom *g, int bits, const uint64_t *planes, const void *packed,
                     const eb_bin_out *out, int r0, int r1, int oc0, int oc1);
@@ -70,8 +70,6 @@ const eb_bin_kernels *eb_kernels_list(int *count);
 const eb_bin_kernels *eb_kernels_best(void);
 
 /* Quantize f32 NHWC pixels [p0, p1) to K-bit code planes (eb_ref_kbit_conv2d_acc step 1). */
-void eb_kbit_planes(const eb_conv_geom *g, int bits, float step, const float *x, uint64_t *planes, size_t p0,
-                    size_t p1);
 
 /* The variants (declared here so tests and benchmarks can name them). */
 #define EB_DECLARE_BIN_VARIANT(isa)                                                                                   \

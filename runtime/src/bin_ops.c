@@ -107,7 +107,7 @@ typedef struct {
 static void planes_task(void *ctx, size_t i) {
   const planes_job *j = ctx;
   const size_t p0 = i * j->chunk, p1 = p0 + j->chunk < j->npix ? p0 + j->chunk : j->npix;
-  eb_kbit_planes(j->g, j->bits, j->step, j->x, j->planes, p0, p1);
+  eb_ref_kbit_planes(j->g, j->bits, j->step, j->x, j->planes, p0, p1);
 }
 
 void eb_bin_kbit(eb_pool *pool, const eb_bin_kernels *k, const eb_conv_geom *g, int bits, float step, const float *x,

@@ -99,6 +99,11 @@ void eb_ref_acc_to_bits(size_t rows, int c, const int32_t *acc,
  * [oc][kh][kw][ic]. acc [n][oh][ow][oc]. scratch: >= eb_ref_kbit_scratch. */
 /* Choice: scratch sizes are in bytes; scratch must be uint64_t-aligned. */
 size_t eb_ref_kbit_scratch(const eb_conv_geom *g, int bits);
+/* Step 1 of the K-bit conv for input pixels [p0, p1): codes clamp(floor(x/step + 0.5), 0,
+ * 2^bits - 1), bit j of each code into plane j ([pixel][bits][words(ic)]). Split out so the
+ * fast kernels (and their threads) quantize with exactly this arithmetic. */
+void eb_ref_kbit_planes(const eb_conv_geom *g, int bits, float step, const float *x, uint64_t *planes,
+                        size_t p0, size_t p1);
 void eb_ref_kbit_conv2d_acc(const eb_conv_geom *g, int bits, float step,
                             const float *x, const uint64_t *w, int32_t *acc,
                             void *scratch);

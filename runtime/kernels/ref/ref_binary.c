@@ -133,18 +133,11 @@ size_t eb_ref_kbit_scratch(const eb_conv_geom *g, int bits) {
          eb_words((size_t)g->ic) * sizeof(uint64_t);
 }
 
-void eb_ref_kbit_conv2d_acc(const eb_conv_geom *g, int bits, float step,
-                            const float *x, const uint64_t *w, int32_t *acc,
-                            void *scratch) {
-  const size_t wpr = eb_words((size_t)g->ic);
-  const size_t wpp = (size_t)bits * wpr; /* plane words per input pixel */
-  const size_t wpf = (size_t)g->kh * (size_t)g->kw * wpr;
-  const size_t npix = (size_t)g->n * (size_t)g->ih * (size_t)g->iw;
+void eb_ref_kbit_planes(const eb_conv_geom *g, int bits, float step, const float *x, uint64_t *planes,
+                        size_t p0, size_t p1) {
+  const size_t wpr = eb_words((size_t)g->ic), wpp = (size_t)bits * wpr;
   const float qmax = (float)((1u << (unsigned)bits) - 1u);
-  uint64_t *planes = (uint64_t *)scratch;
-
-  /* 1. Quantize to codes and scatter code bit j into plane j. */
-  for (size_t p = 0; p < npix; ++p) {
+  for (size_t p = p0; p < p1; ++p) {
     uint64_t *pp = planes + p * wpp;
     const float *xp = x + p * (size_t)g->ic;
     for (size_t k = 0; k < wpp; ++k) pp[k] = 0;
@@ -158,6 +151,19 @@ void eb_ref_kbit_conv2d_acc(const eb_conv_geom *g, int bits, float step,
           pp[(size_t)j * wpr + (size_t)(c / 64)] |= bit(c);
     }
   }
+}
+
+void eb_ref_kbit_conv2d_acc(const eb_conv_geom *g, int bits, float step,
+                            const float *x, const uint64_t *w, int32_t *acc,
+                            void *scratch) {
+  const size_t wpr = eb_words((size_t)g->ic);
+  const size_t wpp = (size_t)bits * wpr; /* plane words per input pixel */
+  const size_t wpf = (size_t)g->kh * (size_t)g->kw * wpr;
+  const size_t npix = (size_t)g->n * (size_t)g->ih * (size_t)g->iw;
+  uint64_t *planes = (uint64_t *)scratch;
+
+  /* 1. Quantize to codes and scatter code bit j into plane j. */
+  eb_ref_kbit_planes(g, bits, step, x, planes, 0, npix);
 
   /* 2. Per plane j: popcount(a_j & w+) - popcount(a_j & w-), weighted 2^j.
    *    w- is the weight bit (1 = -1); w+ is its complement. Padding bits of
