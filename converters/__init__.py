@@ -98,7 +98,7 @@ def convert(model, example_input=None, output=None, input_shape=None, allow_pick
                             "(or example_input= in Python)")
     example_input = example_input.detach().to(torch.float32)
     ep = export(model, example_input)
-    wg = lower(ep, tuple(example_input.shape))
+    wg = lower(ep)
     run_passes(wg)
     meta["input.shape"] = ",".join(str(d) for d in example_input.shape)
     _user_metadata(meta, labels, preprocess)

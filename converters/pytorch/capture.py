@@ -70,7 +70,7 @@ def _source(node) -> str:
 
 
 class Lowering:
-    def __init__(self, ep: torch.export.ExportedProgram, example_shape):
+    def __init__(self, ep: torch.export.ExportedProgram):
         self.ep = ep
         self.gm = ep.graph_module
         self.g = WGraph()
@@ -80,7 +80,6 @@ class Lowering:
         self.shape: dict = {}      # fx node -> shape
         self.pads: dict = {}       # fx node -> (source fx node, pads t,l,b,r, value): absorbed by conv/pool
         self.patches: dict = {}    # im2col fx node -> its window: the root of a HORQ patch chain
-        self.example_shape = tuple(example_shape)
 
     # -- constants and inputs ------------------------------------------------------------------
     def _placeholder_values(self):
@@ -518,7 +517,6 @@ class Lowering:
         x, kernel, dilation, padding, stride = node.args[:5]
         self.patches[node] = dict(x=x, kernel=[int(v) for v in kernel], dil=[int(v) for v in dilation],
                                   pad=[int(v) for v in padding], stride=[int(v) for v in stride])
-        self.shape[node] = self.shape.get(node, ())
 
     def _horq_order(self, node, dim: int) -> int | None:
         """K when the deferred chain ending at node is order-K HORQ residual binarization of its
@@ -603,7 +601,6 @@ class Lowering:
     def _op__native_batch_norm_legit_no_training(self, node):
         x, w, b, mean, var, _, eps = node.args[:7]
         self._bn(node, x, w, b, mean, var, eps)
-        self._tuple0 = node
 
     def _op_getitem(self, node):
         src, i = node.args
@@ -794,5 +791,6 @@ def export(model, example: torch.Tensor) -> torch.export.ExportedProgram:
         raise UserError(f"torch.export failed on this model: {first}") from None
 
 
-def lower(ep: torch.export.ExportedProgram, example_shape) -> WGraph:
-    return Lowering(ep, example_shape).run()
+def lower(ep: torch.export.ExportedProgram) -> WGraph:
+    """The working graph of an exported program (shapes come from the program's own metadata)."""
+    return Lowering(ep).run()

@@ -59,9 +59,6 @@ class Emitter:
         self.users = g.users()
 
     # -- helpers ---------------------------------------------------------------------------
-    def _name(self, n) -> str:
-        return n.name
-
     def _float(self, i: int) -> _Val:
         x = self.vals[i]
         if x.bits:
