@@ -42,6 +42,38 @@ def _user_metadata(meta: dict, labels, preprocess) -> None:
         meta["input.preprocess"] = json.dumps(preprocess)
 
 
+def _int8(graph, int8: dict | None, progress=None):
+    """Post-training int8 of the emitted float graph when asked (None: unchanged)."""
+    if not int8:
+        return graph, None
+    from edgebnn.quantize import load_calibration, quantize_graph
+    from edgebnn.quantize.calibration import preprocess_of
+    from edgebnn.quantize.ptq import input_spec
+
+    if int8.get("calibration") is None:
+        raise UserError("int8 needs calibration data: --calibration inputs.npy (or .npz, or a folder of images)")
+    shape, layout = input_spec(graph)
+    samples = load_calibration(int8["calibration"], shape, layout, preprocess_of(graph))
+    res = quantize_graph(graph, samples, method=int8.get("method", "minmax"), keep_float=int8.get("keep_float", ()),
+                         tolerance=int8.get("tolerance", 0.1), progress=progress)
+    return res.graph, res
+
+
+def _int8_report(report: ConversionReport, res, int8: dict) -> None:
+    if res is None:
+        return
+    report.notes += res.notes
+    by_name = {layer.name: layer for layer in res.layers}
+    for layer in report.layers:
+        q = by_name.get(layer.name)
+        if q is not None:
+            layer.error, layer.error_alone = q.error, q.error_alone
+            if q.why_float:
+                layer.why_float = q.why_float
+    report.int8 = {"calibration_samples": res.samples, "method": res.method, "tolerance": int8.get("tolerance", 0.1),
+                   "kept_float": [q.name for q in res.layers if q.why_float]}
+
+
 def _write(report: ConversionReport, graph, output) -> ConversionReport:
     """The last step of every front-end: write the file (atomically) only now that all succeeded."""
     from edgebnn.format.writer import save, to_bytes
@@ -53,7 +85,8 @@ def _write(report: ConversionReport, graph, output) -> ConversionReport:
     return report
 
 def convert(model, example_input=None, output=None, input_shape=None, allow_pickle: bool = True,
-            labels=None, preprocess: dict | None = None, verify: bool = True) -> ConversionReport:
+            labels=None, preprocess: dict | None = None, verify: bool = True, int8: dict | None = None,
+            progress=None) -> ConversionReport:
     """Convert a PyTorch model (module, ExportedProgram, or a file holding one) to a packed .ebnn.
 
     example_input: a tensor the model's forward accepts (its shape is the deployed input shape);
@@ -61,15 +94,19 @@ def convert(model, example_input=None, output=None, input_shape=None, allow_pick
     labels: class names stored in the file (`edgebnn run` prints them); preprocess: how `edgebnn run`
     turns an image into the input, {"grayscale", "scale", "mean", "std", "invert"} (docs/format.md).
     verify: run the converted model on the example and record how far it is from PyTorch.
+    int8: post-training int8 for the float layers, {"calibration": inputs (.npy / .npz path, a folder
+    of images, or an array), "method": "minmax" | "percentile" | "mse", "keep_float": [layer names or
+    globs], "tolerance": 0.1 (a layer whose int8 output alone is off by more, relative RMS, stays
+    float; None: never)}; progress(stage, done, total) hears about the calibration runs.
     A path ending in .onnx is imported as ONNX / QONNX (see convert_onnx), .tflite as TFLite
     (see convert_tflite).
     """
     if isinstance(model, (str, Path)) and Path(model).suffix.lower() == ".onnx":
         return convert_onnx(model, output=output, input_shape=input_shape, labels=labels, preprocess=preprocess,
-                            verify=verify, example_input=example_input)
+                            verify=verify, example_input=example_input, int8=int8, progress=progress)
     if isinstance(model, (str, Path)) and Path(model).suffix.lower() == ".tflite":
         return convert_tflite(model, output=output, input_shape=input_shape, labels=labels, preprocess=preprocess,
-                              verify=verify, example_input=example_input)
+                              verify=verify, example_input=example_input, int8=int8, progress=progress)
     try:
         import torch
     except ImportError:
@@ -106,7 +143,9 @@ def convert(model, example_input=None, output=None, input_shape=None, allow_pick
         graph, layer_of_op = emit(wg, meta)
     except EmitError as e:
         raise UserError(str(e)) from None
+    graph, q = _int8(graph, int8, progress)
     report = build_report(graph, layer_of_op, wg, source, output)
+    _int8_report(report, q, int8)
     report.input_shape = tuple(example_input.shape)
     if verify:
         _verify(report, graph, ep, example_input)
@@ -114,7 +153,7 @@ def convert(model, example_input=None, output=None, input_shape=None, allow_pick
 
 
 def convert_onnx(path, output=None, input_shape=None, labels=None, preprocess: dict | None = None,
-                 verify: bool = True, example_input=None) -> ConversionReport:
+                 verify: bool = True, example_input=None, int8: dict | None = None, progress=None) -> ConversionReport:
     """Convert an ONNX / QONNX file to a packed .ebnn. Writes `output` only when everything succeeded.
 
     input_shape: needed when the file's input has dynamic dimensions. verify: compare the runtime with a
@@ -154,7 +193,9 @@ def convert_onnx(path, output=None, input_shape=None, labels=None, preprocess: d
         graph, layer_of_op = emit(wg, meta)
     except EmitError as e:
         raise UserError(str(e)) from None
+    graph, q = _int8(graph, int8, progress)
     report = build_report(graph, layer_of_op, wg, str(path), output)
+    _int8_report(report, q, int8)
     report.input_shape = tuple(shape)
     report.reference = "the ONNX graph (NumPy reference run)"
     if verify:
@@ -164,7 +205,7 @@ def convert_onnx(path, output=None, input_shape=None, labels=None, preprocess: d
 
 
 def convert_tflite(path, output=None, input_shape=None, labels=None, preprocess: dict | None = None,
-                   verify: bool = True, example_input=None) -> ConversionReport:
+                   verify: bool = True, example_input=None, int8: dict | None = None, progress=None) -> ConversionReport:
     """Convert a TFLite flatbuffer (float32, int8 per-channel or uint8 asymmetric) to a packed .ebnn.
 
     The converted model takes a float NHWC input (quantized models quantize it in the graph) and
@@ -194,7 +235,9 @@ def convert_tflite(path, output=None, input_shape=None, labels=None, preprocess:
     if labels:
         meta["labels"] = json.dumps([str(v) for v in labels])
     graph.metadata.update(meta)
+    graph, q = _int8(graph, int8, progress)
     report = build_report(graph, layer_of_op, wg, str(path), output)
+    _int8_report(report, q, int8)
     report.input_shape = tuple(shape)
     report.reference = "tflite-runtime"
     if verify:

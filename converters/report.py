@@ -27,6 +27,8 @@ class LayerReport:
     binary_ops: int
     flops: int
     why_float: str = ""
+    error: float | None = None        # --int8: relative RMS error of the output vs float, calibration data
+    error_alone: float | None = None  # the same with only this layer in int8
 
 
 @dataclass
@@ -39,6 +41,7 @@ class ConversionReport:
     input_shape: tuple = ()
     verify: dict = field(default_factory=dict)  # runtime vs the source framework on the example input
     reference: str = "PyTorch"                  # what the runtime was checked against
+    int8: dict = field(default_factory=dict)    # --int8: calibration samples, method, tolerance, kept_float
 
     @property
     def fp32_file_bytes(self) -> int:
@@ -49,6 +52,16 @@ class ConversionReport:
         b = sum(layer.binary_ops for layer in self.layers)
         total = b + sum(layer.flops for layer in self.layers)
         return b / total if total else 0.0
+
+    @property
+    def op_share(self) -> dict[str, float]:
+        """Share of all ops (binary ops and FLOPs alike) by the arithmetic that runs them."""
+        ops = {"binary": 0, "int8": 0, "fp32": 0}
+        for layer in self.layers:
+            ops["binary"] += layer.binary_ops
+            ops["int8" if layer.kind == "int8" else "fp32"] += layer.flops
+        total = sum(ops.values())
+        return {k: round(v / total, 4) if total else 0.0 for k, v in ops.items()}
 
     @property
     def float_layers(self) -> list[LayerReport]:
@@ -64,6 +77,7 @@ class ConversionReport:
             "binary_ops": sum(layer.binary_ops for layer in self.layers),
             "flops": sum(layer.flops for layer in self.layers),
             "binary_share": round(self.binary_share, 4),
+            "op_share": self.op_share,
             "layers_by_kind": {k: sum(1 for layer in self.layers if layer.kind == k and layer.op in
                                       {t.name for t in _LAYER_OPS})
                                for k in ("binary", "k-bit", "int8", "fp32")},
@@ -75,20 +89,34 @@ class ConversionReport:
             json.dump(self.to_dict(), f, indent=2, default=str)
 
     def format_text(self) -> str:
-        rows = [layer for layer in self.layers if layer.op in {t.name for t in _LAYER_OPS} or layer.kind == "binary"]
-        head = f"{'layer':<24} {'kind':<7} {'params':>9} {'bytes':>9} {'ops':>9}  source / why float"
+        q = bool(self.int8)
+        rows = [layer for layer in self.layers if layer.op in {t.name for t in _LAYER_OPS} or layer.kind == "binary"
+                or (q and layer.error is not None)]
+        err_head = f" {'err %':>6} {'alone':>6}" if q else ""
+        head = f"{'layer':<24} {'kind':<7} {'params':>9} {'bytes':>9} {'ops':>9}{err_head}  source / why float"
         lines = [head, "-" * len(head)]
         for r in rows:
             ops = r.binary_ops + r.flops
             note = r.why_float or r.source
-            lines.append(f"{r.name[:24]:<24} {r.kind:<7} {r.params:>9,} {r.packed_bytes:>9,} {_si(ops):>9}  {note}")
+            err = ""
+            if q:
+                err = " ".join(f"{'' if v is None else f'{100 * v:.2f}':>6}" for v in (r.error, r.error_alone))
+                err = " " + err
+            lines.append(f"{r.name[:24]:<24} {r.kind:<7} {r.params:>9,} {r.packed_bytes:>9,} {_si(ops):>9}{err}  {note}")
         d = self.to_dict()["totals"]
         lines.append("")
         lines.append(f"file {d['file_bytes']:,} bytes; weights {d['weight_bytes']:,} bytes packed vs "
                      f"{d['fp32_weight_bytes']:,} in fp32 ({d['compression']}x smaller); "
                      f"{100 * d['binary_share']:.1f} % of ops binary")
         kinds = d["layers_by_kind"]
-        lines.append("layers: " + ", ".join(f"{v} {k}" for k, v in kinds.items() if v))
+        lines.append("layers: " + ", ".join(f"{v} {k}" for k, v in kinds.items() if v) + "; ops: " +
+                     ", ".join(f"{100 * v:.1f} % {k}" for k, v in d["op_share"].items() if v))
+        if q:
+            i = self.int8
+            tol = "off" if i["tolerance"] is None else f"{100 * i['tolerance']:g} %"
+            lines.append(f"int8: {i['calibration_samples']} calibration samples, {i['method']} ranges, "
+                         f"tolerance {tol}; err % = relative RMS error of the layer's output against float "
+                         f"on the calibration data, in the int8 model and with the layer alone in int8")
         if self.verify:
             v = self.verify
             lines.append(f"checked: runtime vs {self.reference} on the example input: max |diff| {v['max_abs_diff']:.3g} "

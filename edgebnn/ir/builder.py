@@ -402,7 +402,11 @@ class GraphBuilder:
 
     def sign_pack(self, x, thresholds=None, name=None) -> Value:
         x = self._value(x)
-        self._expect(x, DType.F32, None, "sign_pack input")
+        if x.dtype is DType.I8:
+            # int8 codes: thresholds are in code units (bit 1 where q < t); none = the zero point
+            self._q8_out(x, 1.0, 0, "sign_pack")
+        else:
+            self._expect(x, DType.F32, None, "sign_pack input")
         return self._op(OpType.SIGN_PACK, [x, self._opt_vec(thresholds, x.shape[-1], "thresholds")],
                         DType.BIT1, x.shape, None, name)
 

@@ -341,9 +341,11 @@ static eb_status check_node(const eb_model *m, eb_node *nd, eb_error *err) {
     }
     case EB_OP_SIGN_PACK:
       if ((st = check_arity(err, nd, 1, 2))) return st;
-      REQ(is(x, EB_F32, -1) && y->dtype == EB_BIT1 && same_shape(x, y), "needs f32 input and bit1 output of the same shape");
+      REQ((is(x, EB_F32, -1) || is_q8(x)) && y->dtype == EB_BIT1 && same_shape(x, y),
+          "needs an f32 or per-tensor int8 input and a bit1 output of the same shape");
       REQ(!input(m, nd, 1) || is_vec(input(m, nd, 1), EB_F32, x->dims[x->ndim - 1]), "thresholds must be a constant f32 vector");
-      return EB_OK;
+      /* int8 codes are widened to float for the fast pack kernels */
+      return x->dtype == EB_I8 ? set_scratch(err, nd, (uint64_t)x->count * sizeof(float)) : EB_OK;
     case EB_OP_UNPACK:
       if ((st = check_arity(err, nd, 1, 1))) return st;
       REQ(is(x, EB_BIT1, -1) && y->dtype == EB_F32 && same_shape(x, y), "needs bit1 input and f32 output of the same shape");
@@ -568,6 +570,20 @@ static int run_q8(const eb_session *s, const eb_node *nd, uint8_t *scratch) {
     case EB_OP_ADD: {
       const eb_tensor *b = &m->tensors[nd->in[1]];
       eb_ref_add_i8(x->count, PTR(0), x->scale, x->zero_point, PTR(1), b->scale, b->zero_point, y->scale, &q, out);
+      return 1;
+    }
+    case EB_OP_SIGN_PACK: {
+      const float *thr = PTR_OR_NULL(s, nd, 1);
+      if (nd->backend != EB_BACKEND_BINARY) {
+        eb_ref_pack_i8(rows_of(x), (int)x->dims[x->ndim - 1], PTR(0), thr, x->zero_point, out);
+        return 1;
+      }
+      /* every code is exact in float: compare q against the thresholds, or q - zp against 0 */
+      const int8_t *xq = PTR(0);
+      float *xf = (float *)scratch;
+      const float off = thr ? 0.0f : (float)x->zero_point;
+      for (size_t i = 0; i < x->count; i++) xf[i] = (float)xq[i] - off;
+      eb_bin_pack(s->pool, s->bk, rows_of(x), (int)x->dims[x->ndim - 1], xf, thr, out);
       return 1;
     }
     default:

@@ -128,6 +128,10 @@ void eb_ref_horq_to_f32(size_t pixels, int order, int oc, const int32_t *acc,
 /* Sign and pack the last axis: bit 1 where x < thr[c] (thr nullable = 0). */
 void eb_ref_pack_f32(size_t rows, int c, const float *x, const float *thr,
                      uint64_t *y);
+/* The same from int8 codes: bit 1 where x < thr[c], thresholds in code units
+ * (thr nullable = the zero point, i.e. the sign of the real value). */
+void eb_ref_pack_i8(size_t rows, int c, const int8_t *x, const float *thr,
+                    int32_t zero_point, uint64_t *y);
 /* Unpack BIT1 rows to +-1.0f. */
 void eb_ref_unpack_f32(size_t rows, int c, const uint64_t *x, float *y);
 

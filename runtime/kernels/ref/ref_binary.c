@@ -317,6 +317,22 @@ void eb_ref_pack_f32(size_t rows, int c, const float *x, const float *thr,
   }
 }
 
+void eb_ref_pack_i8(size_t rows, int c, const int8_t *x, const float *thr,
+                    int32_t zero_point, uint64_t *y) {
+  const size_t wpr = eb_words((size_t)c);
+  for (size_t r = 0; r < rows; ++r) {
+    const int8_t *xr = x + r * (size_t)c;
+    uint64_t *yr = y + r * wpr;
+    for (size_t k = 0; k < wpr; ++k) yr[k] = 0;
+    for (int j = 0; j < c; ++j) {
+      /* every int8 code is exact in float, so this is the integer comparison
+       * q < ceil(thr) without rounding questions */
+      const float t = thr ? thr[j] : (float)zero_point;
+      if ((float)xr[j] < t) yr[j / 64] |= bit(j);
+    }
+  }
+}
+
 void eb_ref_unpack_f32(size_t rows, int c, const uint64_t *x, float *y) {
   const size_t wpr = eb_words((size_t)c);
   for (size_t r = 0; r < rows; ++r) {

@@ -122,13 +122,21 @@ void eb_ref_concat(int n_in, size_t outer, const size_t *inner_bytes,
 
 void eb_ref_quantize_i8(size_t count, const float *x, float scale, int32_t zp,
                         int8_t *y) {
+  /* round(x / scale) half away from zero, written without roundf so the loop vectorizes:
+   * |r| is first clamped (every code beyond +-512 clips to the same int8), then truncated,
+   * and the exact remainder r - trunc(r) decides the rounding. NaN quantizes like 0. */
   for (size_t i = 0; i < count; ++i) {
-    double q = (double)roundf(x[i] / scale); /* half away from zero */
-    if (q != q) q = 0.0;                      /* NaN quantizes like 0 */
-    q += (double)zp;
-    if (q < -128.0) q = -128.0;
-    if (q > 127.0) q = 127.0;
-    y[i] = (int8_t)(int)q;
+    float r = x[i] / scale;
+    r = r > 512.0f ? 512.0f : r;
+    r = r < -512.0f ? -512.0f : r;
+    r = r == r ? r : 0.0f;
+    int32_t t = (int32_t)r;
+    const float f = r - (float)t;
+    t += (f >= 0.5f) - (f <= -0.5f);
+    t += zp;
+    t = t < -128 ? -128 : t;
+    t = t > 127 ? 127 : t;
+    y[i] = (int8_t)t;
   }
 }
 

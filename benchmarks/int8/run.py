@@ -1,0 +1,199 @@
+"""Post-training int8: accuracy and latency of edgebnn's int8 against float and against
+onnxruntime's own static quantization of the same float model with the same calibration data.
+
+For each dataset (MNIST, Fashion-MNIST) and zoo model (MobileNetV1 / V2 at width 0.5 and the
+BinaryNet-style CNN, whose stem and classifier are the float layers), it trains the model
+(seed 0; cached under build/int8-bench), then on the full test set measures:
+
+  float      edgebnn, the float conversion (same predictions as PyTorch)
+  ours int8  edgebnn convert --int8 --calibration (first N training images, min/max ranges)
+  ort int8   onnxruntime.quantization.quantize_static, QDQ, per-channel, MinMax, same images
+
+and the latency of one inference, 1 thread, medians of interleaved runs. A MobileNetV2 1.0 at
+224x224 (untrained weights: a latency and file-size row) runs the same comparison for speed.
+
+    python benchmarks/int8/run.py                    # the table in docs/int8.md
+    python benchmarks/int8/run.py --epochs 1 --datasets mnist --models binarynet_cnn
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+CACHE = ROOT / "build" / "int8-bench"
+MODELS = {
+    "mobilenet_v1": ("mobilenet_v1", {"width": 0.5, "num_classes": 10, "in_channels": 1}),
+    "mobilenet_v2": ("mobilenet_v2", {"width": 0.5, "num_classes": 10, "in_channels": 1}),
+    "binarynet_cnn": ("binarynet_cnn", {"method": "bnn", "num_classes": 10, "in_channels": 1}),
+}
+
+
+def train(dataset: str, name: str, epochs: int, log) -> torch.nn.Module:
+    from edgebnn.datasets import load_split
+    from edgebnn.nn.training import TrainConfig, fit
+    from edgebnn.zoo import create
+
+    zoo, kw = MODELS[name]
+    model = create(zoo, **kw)
+    path = CACHE / f"{dataset}-{name}-e{epochs}.pt"
+    if path.exists():
+        model.load_state_dict(torch.load(path, weights_only=True))
+        return model.eval()
+    x, y = load_split(dataset, "train")
+    t = time.time()
+    torch.manual_seed(0)
+    fit(model, x, y, (1, 28, 28), TrainConfig(epochs=epochs, batch_size=128, lr=2e-3, seed=0))
+    log(f"  trained {dataset} {name}: {epochs} epochs in {time.time() - t:.0f} s")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), path)
+    return model.eval()
+
+
+def ort_int8(model, example, calib: np.ndarray, d: Path):
+    """The float model through torch.onnx.export, quantized by onnxruntime with the same data."""
+    import onnxruntime as ort
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    f32 = d / "float.onnx"
+    torch.onnx.export(model, (example,), str(f32), dynamo=False, opset_version=17, input_names=["x"])
+    pre = d / "pre.onnx"
+    quant_pre_process(str(f32), str(pre))
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter(calib[i:i + 1] for i in range(len(calib)))
+
+        def get_next(self):
+            x = next(self.it, None)
+            return None if x is None else {"x": x}
+
+    q = d / "int8.onnx"
+    quantize_static(str(pre), str(q), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                    calibrate_method=CalibrationMethod.MinMax)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    sess = {k: ort.InferenceSession(str(p), so, providers=["CPUExecutionProvider"]) for k, p in
+            (("float", f32), ("int8", q))}
+    return sess, q.stat().st_size
+
+
+def accuracy(fn, x: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean([int(np.argmax(fn(x[i:i + 1]))) == y[i] for i in range(len(x))]))
+
+
+def latency(fns: dict, x: np.ndarray, rounds: int = 15, reps: int = 20) -> dict[str, float]:
+    """Median milliseconds per call; engines interleaved so load on the shared machine hits all alike."""
+    times = {k: [] for k in fns}
+    for f in fns.values():
+        f(x)
+    for _ in range(rounds):
+        for k, f in fns.items():
+            t = time.perf_counter()
+            for _ in range(reps):
+                f(x)
+            times[k].append((time.perf_counter() - t) / reps * 1e3)
+            time.sleep(0.02)  # let a spinning thread pool settle before the next engine
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def engines(model, example, calib, d: Path, log):
+    from edgebnn import Runtime
+    from edgebnn.converters import convert
+
+    f32_path, q_path = d / "float.ebnn", d / "int8.ebnn"
+    convert(model, example_input=example, output=f32_path)
+    rep = convert(model, example_input=example, output=q_path, int8={"calibration": calib})
+    kept = rep.int8.get("kept_float", [])
+    if kept:
+        log(f"  kept in float by the tolerance: {kept}")
+    rf, rq = Runtime(f32_path, threads=1), Runtime(q_path, threads=1)
+    sess, ort_bytes = ort_int8(model, example, calib, d)
+    fns = {
+        "edgebnn float": rf.run,
+        "edgebnn int8": rq.run,
+        "onnxruntime float": lambda x: sess["float"].run(None, {"x": x})[0],
+        "onnxruntime int8": lambda x: sess["int8"].run(None, {"x": x})[0],
+    }
+    return fns, rep, ort_bytes
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--datasets", nargs="+", default=["mnist", "fashion-mnist"])
+    ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--calibration", type=int, default=500, help="training images used to calibrate")
+    ap.add_argument("--test-limit", type=int, default=0, help="test images (0: all)")
+    ap.add_argument("--no-big", action="store_true", help="skip the MobileNetV2 1.0 224x224 latency row")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
+    from edgebnn.datasets import load_split
+    from edgebnn.nn.training import to_input
+
+    acc_rows, lat_rows = [], []
+    for ds in args.datasets:
+        xtr, _ = load_split(ds, "train")
+        xte, yte = load_split(ds, "test")
+        if args.test_limit:
+            xte, yte = xte[:args.test_limit], yte[:args.test_limit]
+        calib = to_input(xtr[:args.calibration], (1, 28, 28)).numpy()
+        xt = to_input(xte, (1, 28, 28)).numpy()
+        for name in args.models:
+            model = train(ds, name, args.epochs, log)
+            example = torch.as_tensor(calib[:1])
+            with tempfile.TemporaryDirectory() as td:
+                fns, rep, _ = engines(model, example, calib, Path(td), log)
+                acc = {k: accuracy(f, xt, yte) for k, f in fns.items()}
+                lat = latency(fns, xt[:1])
+            acc_rows.append((ds, name, acc, rep))
+            lat_rows.append((f"{name} ({ds})", lat))
+            log(f"  {ds} {name}: " + ", ".join(f"{k} {100 * v:.2f} %" for k, v in acc.items()))
+
+    print("| dataset | model | float % | edgebnn int8 % | onnxruntime int8 % | int8 layers | kept float |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for ds, name, acc, rep in acc_rows:
+        n8 = sum(1 for layer in rep.layers if layer.kind == "int8" and layer.error is not None)
+        print(f"| {ds} | {name} | {100 * acc['edgebnn float']:.2f} | {100 * acc['edgebnn int8']:.2f} | "
+              f"{100 * acc['onnxruntime int8']:.2f} | {n8} | {', '.join(rep.int8.get('kept_float', [])) or '-'} |")
+
+    if not args.no_big:
+        from edgebnn.zoo import create
+        big = create("mobilenet_v2", width=1.0).eval()
+        rng = np.random.default_rng(0)
+        calib = rng.random((32, 3, 224, 224), dtype=np.float32)
+        example = torch.as_tensor(calib[:1])
+        with tempfile.TemporaryDirectory() as td:
+            fns, rep, ort_bytes = engines(big, example, calib, Path(td), log)
+            lat_rows.append(("mobilenet_v2 1.0 224x224", latency(fns, calib[:1], rounds=11, reps=5)))
+            params = sum(layer.packed_bytes for layer in rep.layers)
+            n_w = sum(layer.params for layer in rep.layers)
+            print()
+            print(f"MobileNetV2 1.0 int8 file: {rep.file_bytes:,} bytes; its int8 weights and int32 biases: "
+                  f"{params:,} bytes ({n_w:,} weights); file / parameters = "
+                  f"{rep.file_bytes / params:.3f}; onnxruntime's QDQ file: {ort_bytes:,} bytes")
+
+    print()
+    print("| model | edgebnn int8 ms | onnxruntime int8 ms | edgebnn float ms | onnxruntime float ms | "
+          "int8: onnxruntime / edgebnn |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for name, lat in lat_rows:
+        print(f"| {name} | {lat['edgebnn int8']:.3f} | {lat['onnxruntime int8']:.3f} | {lat['edgebnn float']:.3f} | "
+              f"{lat['onnxruntime float']:.3f} | {lat['onnxruntime int8'] / lat['edgebnn int8']:.2f}x |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
