@@ -3,7 +3,7 @@
 #   1. C tests under AddressSanitizer + UBSan (ctest)
 #   2. the C tests cross-built for aarch64 and armv7 (32-bit), run under qemu-user
 #   3. the libFuzzer harness on the model loader, for a bounded time (EDGEBNN_FUZZ_SECONDS, default 60)
-#   4. the LCE interop tests against LCE's interpreter, in a NumPy-1 venv
+#   4. the LCE interop tests against LCE's interpreter and the TFLite import against tflite-runtime, in a NumPy-1 venv
 #   5. the Python tests (pytest) against the installed package; test_profile_remote.py starts its own
 #      sshd on 127.0.0.1 (openssh-server) and runs the aarch64 edgebnn-bench under qemu-aarch64
 # The README's second command and .ci/run both call this script.
@@ -52,10 +52,12 @@ cp tests/fuzz/corpus/*.ebnn "$work/"
 
 echo "== LCE interop against LCE's own interpreter (larq-compute-engine 0.16 needs NumPy 1: its own venv)"
 python3 -m venv build/lce-venv
-build/lce-venv/bin/pip install -q "numpy<2" "larq-compute-engine==0.16.0" pytest click psutil
+build/lce-venv/bin/pip install -q "numpy<2" "larq-compute-engine==0.16.0" "tflite-runtime==2.14.0" pillow pytest click psutil
 build/lce-venv/bin/pip install -q --no-deps -C cmake.define.EDGEBNN_CROSS_BENCH=OFF -C build-dir=build/lce-wheel "$ROOT"
-(cd "$work" && EDGEBNN_REQUIRE_LCE=1 "$ROOT/build/lce-venv/bin/python" -m pytest "$ROOT/tests/python/test_lce.py" -q \
-   -p no:cacheprovider --rootdir "$ROOT")
+# tflite-runtime 2.14 (the TFLite peer the interop issue names) also needs NumPy 1: the TFLite models
+# are compared with its default and reference kernels here
+(cd "$work" && EDGEBNN_REQUIRE_LCE=1 "$ROOT/build/lce-venv/bin/python" -m pytest "$ROOT/tests/python/test_lce.py" \
+   "$ROOT/tests/python/test_convert_tflite.py" -q -p no:cacheprovider --rootdir "$ROOT")
 
 echo "== Python tests"
 # run from outside the checkout so the installed package (with its C library) is what gets imported

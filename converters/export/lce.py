@@ -11,7 +11,8 @@ Arithmetic, exact unless said:
 - SIGN_PACK -> LceQuantize (bit 1 where x < 0); thresholds t become ADD(x, -t) first, exact in
   IEEE arithmetic: x + (-t) < 0 exactly when x < t (gradual underflow keeps the sign).
 - BCONV2D -> LceBconv2d on packed input. LCE counts the differing bits p over K = kh*kw*C taps,
-  so the ±1 dot product is K - 2p (one padding: pad taps are +1 values). Float output is
+  so the ±1 dot product is K - 2p (one padding: pad taps are +1 values). Grouped convs: the
+  filter packs C/groups channels per tap and channels_in is C (LCE needs C/groups % 32 == 0). Float output is
   multiplier * dot + bias; LCE folds it into (2p) * (-multiplier) + (bias + K * multiplier),
   which rounds differently in the last bits (within 1e-6 relative of the output's range).
   A fused activation becomes a separate RELU / RELU6 (LCE clamps before its multiplier).
@@ -160,14 +161,19 @@ class _Export:
 
     # -- per op ---------------------------------------------------------------------------
     def bconv(self, op, x: int, x_shape, pm1: np.ndarray, out_ir: int, out_shape, attrs: dict):
-        """LceBconv2d on packed input x [N,H,W,words]; pm1 [O,kh,kw,C]; output per op's epilogue."""
+        """LceBconv2d on packed input x [N,H,W,words]; pm1 [O,kh,kw,C/groups]; output per op's epilogue."""
         o, kh, kw, c = pm1.shape
+        groups = int(attrs.get(Attr.GROUPS, (1,))[0])
+        if groups > 1 and c % 32:
+            # LCE finds the groups from the filter's words per tap: whole 32-bit words per group only
+            self.fail(op, f"a grouped binary conv with {c} channels per group is not exportable to LCE "
+                          "(LCE needs a multiple of 32 channels per group)")
         strides = tuple(attrs.get(Attr.STRIDES, (1, 1)))
         dil = tuple(attrs.get(Attr.DILATIONS, (1, 1)))
         pad = self.padding(op, x_shape[1:3], (kh, kw), dil) if Attr.PADS in attrs else VALID
         pad_value = int(attrs.get(Attr.PAD_VALUE, (0,))[0])
         act = int(attrs.get(Attr.ACTIVATION, (0,))[0])
-        options = {"channels_in": c, "dilation_height_factor": dil[0], "dilation_width_factor": dil[1],
+        options = {"channels_in": c * groups, "dilation_height_factor": dil[0], "dilation_width_factor": dil[1],
                    "fused_activation_function": 0, "pad_values": pad_value if pad == SAME else 0, "padding": pad, "stride_height": strides[0],
                    "stride_width": strides[1]}
         ins = op.inputs + [None] * (6 - len(op.inputs))

@@ -285,7 +285,7 @@ def _binary_epilogue(em: _Emitter, op: Op, acc: str, taps: int) -> str:
 
 def _bconv2d(em: _Emitter, op: Op) -> str:
     x, w = op.inputs[0], op.inputs[1]
-    wpm = em.const_array(w).astype(np.float32)      # [O, kh, kw, C] ±1
+    wpm = em.const_array(w).astype(np.float32)      # [O, kh, kw, C/groups] ±1
     _, kh, kw, ic = wpm.shape
     strides, dil, pads = _geom(op)
     pad_value = _attr(op, Attr.PAD_VALUE, (0,))[0]
@@ -296,7 +296,7 @@ def _bconv2d(em: _Emitter, op: Op) -> str:
         xv = em.node("Pad", [xv, em.const(np.array([0, t, l, 0, 0, b, r, 0], np.int64), "pads"),
                              em.f32(1.0, "one")], "pad_one")
         pads = [0, 0, 0, 0]
-    acc = _conv_nhwc(em, xv, wpm.transpose(_TO_NCHW), None, op, pads=pads)
+    acc = _conv_nhwc(em, xv, wpm.transpose(_TO_NCHW), None, op, group=_attr(op, Attr.GROUPS, (1,))[0], pads=pads)
     return _binary_epilogue(em, op, acc, kh * kw * ic)
 
 

@@ -4,7 +4,9 @@ LCE packs a binary tensor [..., C] as int32 [..., ceil(C/32)]: element c is bit 
 c // 32, bit 1 = -1. Our bit1 values keep the logical shape, so each packed TFLite tensor maps to
 a bit1 Value with the channel count LCE's options or producers give (channels_in, the filter's O).
 
-LceBconv2d counts differing bits p over K = kh*kw*C taps: the ±1 dot product is K - 2p.
+LceBconv2d counts differing bits p over K = kh*kw*C/groups taps: the ±1 dot product is K - 2p.
+Groups: a packed filter with fewer words per tap than the input (groups = words(C) / filter words,
+C/groups a multiple of 32) or a float filter with fewer channels is a grouped conv.
 - Packed output: bit 1 (-1) when p > T, that is dot < K - 2T: threshold K - 2T, direction +1.
 - Float output: LCE clamps the dot for its fused activation, then multiplier * dot + bias. With
   no activation that is our float epilogue; with one it becomes bconv -> RELU/RELU6/HARDTANH ->
@@ -109,18 +111,23 @@ class LceOps:
         ft = lw.t(op.inputs[1])
         if ft.data is None or len(ft.shape) != 4:
             lw.fail(op, "the filter must be a constant [O, kh, kw, C]")
-        if ft.type == 2:   # bitpacked OHWI
-            if ft.shape[3] != (c + 31) // 32:
-                lw.fail(op, f"the packed filter has {ft.shape[3]} words per tap; {c} channels need "
-                            f"{(c + 31) // 32} (grouped binary convolutions are not supported)")
-            pm1 = unpack32(ft.data, c)
+        if ft.type == 2:   # bitpacked OHWI; fewer words per tap than the input has: groups (LCE's rule)
+            words = (c + 31) // 32
+            groups = words // ft.shape[3] if ft.shape[3] and words % ft.shape[3] == 0 else 0
+            if groups < 1 or c % groups or (groups > 1 and (c // groups) % 32):
+                lw.fail(op, f"the packed filter has {ft.shape[3]} words per tap, which fits no grouping of {c} "
+                            "input channels (LCE groups need a multiple of 32 channels per group)")
+            pm1 = unpack32(ft.data, c // groups)
         elif ft.type == 0:
-            if ft.shape[3] != c:
-                lw.fail(op, f"the filter has {ft.shape[3]} input channels, the input {c}")
+            groups = c // ft.shape[3] if ft.shape[3] and c % ft.shape[3] == 0 else 0
+            if groups < 1:
+                lw.fail(op, f"the filter has {ft.shape[3]} input channels, which do not divide the input's {c}")
             pm1 = np.where(ft.data < 0, -1, 1).astype(np.int8)
         else:
             lw.fail(op, f"a {ft.type_name} filter (int32 bitpacked or float32 expected)")
-        o, kh, kw, _ = pm1.shape
+        o, kh, kw, icg = pm1.shape
+        if o % groups:
+            lw.fail(op, f"{o} filters do not split into {groups} groups")
         pad = _PADDING.get(m.get("padding"))
         act = _ACTS.get(m.get("fused_activation_function", 0), "?")
         pad_value = self.int_opt(op, m, "pad_values", 0)
@@ -130,14 +137,14 @@ class LceOps:
         common = dict(strides=(self.int_opt(op, m, "stride_height"), self.int_opt(op, m, "stride_width")),
                       dilations=(self.int_opt(op, m, "dilation_height_factor", 1),
                                  self.int_opt(op, m, "dilation_width_factor", 1)),
-                      padding=pad, pad_value=pad_value)
+                      padding=pad, pad_value=pad_value, groups=groups)
         w = b.const_bits(pm1, name=f"{name}.filter")
         yt = lw.t(op.outputs[0])
         if yt.type == 2:
             tt = lw.t(op.inputs[4]) if op.inputs[4] >= 0 else None
             if tt is None or tt.data is None or tt.type != 2 or tt.data.size != o:
                 lw.fail(op, f"packed output needs a constant int32 output_threshold of {o} values")
-            k = kh * kw * c
+            k = kh * kw * icg
             thr = k - 2 * tt.data.astype(np.int64).reshape(o)
             thr = np.clip(thr, -(1 << 31), (1 << 31) - 1).astype(np.int32)   # beyond ±K both mean "always"
             return b.bconv2d(x, w, thresholds=thr, directions=np.ones(o, np.int32), name=name, **common)

@@ -255,8 +255,11 @@ class _Lowering:
                 self.fail(op, "quantized pooling needs the same scale and zero point on input and output")
             if act is not None:
                 self.fail(op, f"a fused {act} on quantized pooling is not supported")
-        fn = self.b.max_pool2d if kind == "max" else self.b.avg_pool2d
-        y = fn(x, kernel, strides, pad, name=self._name(op))
+        if kind == "max":
+            y = self.b.max_pool2d(x, kernel, strides, pad, name=self._name(op))
+        else:   # uint8 kernels round (sum + n/2) / n on codes >= 0: half up, also on the shifted codes
+            y = self.b.avg_pool2d(x, kernel, strides, pad, name=self._name(op),
+                                  rounding="up" if self.t(x_i).type == 3 else "away")
         if act == "relu":
             y = self.b.relu(y, name=f"{self._name(op)}.relu")
         elif act == "relu6":

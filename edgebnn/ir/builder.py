@@ -345,19 +345,25 @@ class GraphBuilder:
                 DType.F32, Activation.parse(activation))
 
     def bconv2d(self, x, w, strides=1, dilations=1, padding="valid", pad_value=0, multiplier=None,
-                bias=None, thresholds=None, directions=None, activation=None, name=None) -> Value:
+                bias=None, thresholds=None, directions=None, activation=None, name=None, groups=1) -> Value:
+        """groups > 1: weights [O,kh,kw,C/groups]; filter o reads the C/groups channels of group
+        o // (O/groups) (LCE's grouped LceBconv2d)."""
         x, w = self._value(x), self._value(w)
         self._expect(x, DType.BIT1, 4, "bconv2d input")
-        self._expect(w, DType.BIT1, 4, "bconv2d weights [O,kh,kw,C]")
+        self._expect(w, DType.BIT1, 4, "bconv2d weights [O,kh,kw,C/groups]")
         oc, kh, kw, ic = w.shape
-        if ic != x.shape[3]:
-            raise ValueError(f"bconv2d: input has {x.shape[3]} channels, weights expect {ic}")
+        groups = int(groups)
+        if groups < 1 or ic * groups != x.shape[3] or oc % groups:
+            raise ValueError(f"bconv2d: {groups} group(s) of weights for {ic} channels and {oc} filters do not fit "
+                             f"an input of {x.shape[3]} channels")
         if pad_value not in (0, 1):
             raise ValueError("pad_value must be 0 (zero padding) or 1 (one padding)")
         (n, oh, ow), attrs = self._window(x, (kh, kw), strides, dilations, padding)
         extra, out_dt, act = self._binary_epilogue(oc, multiplier, bias, thresholds, directions, activation)
         attrs[Attr.PAD_VALUE] = (int(pad_value),)
         attrs[Attr.ACTIVATION] = (int(act),)
+        if groups > 1:   # absent = 1: files without groups read as before
+            attrs[Attr.GROUPS] = (groups,)
         return self._op(OpType.BCONV2D, [x, w] + extra, out_dt, (n, oh, ow, oc), attrs, name)
 
     def bfully_connected(self, x, w, multiplier=None, bias=None, thresholds=None, directions=None,
@@ -434,9 +440,16 @@ class GraphBuilder:
     def max_pool2d(self, x, kernel=2, strides=None, padding="valid", name=None) -> Value:
         return self._pool(OpType.MAX_POOL2D, x, DType.F32, kernel, strides, padding, {}, name)
 
-    def avg_pool2d(self, x, kernel=2, strides=None, padding="valid", count_include_pad=False, name=None) -> Value:
-        return self._pool(OpType.AVG_POOL2D, x, DType.F32, kernel, strides, padding,
-                          {Attr.COUNT_INCLUDE_PAD: (int(bool(count_include_pad)),)}, name)
+    def avg_pool2d(self, x, kernel=2, strides=None, padding="valid", count_include_pad=False, name=None,
+                   rounding="away") -> Value:
+        """rounding (int8 only): 'away' rounds halves away from zero (TFLite's int8 kernel), 'up' rounds
+        them up (TFLite's uint8 kernel, whose codes the importer shifts to int8)."""
+        if rounding not in ("away", "up"):
+            raise ValueError(f"avg_pool2d rounding {rounding!r}: 'away' or 'up'")
+        attrs = {Attr.COUNT_INCLUDE_PAD: (int(bool(count_include_pad)),)}
+        if rounding == "up":   # absent = 0: older files keep their meaning
+            attrs[Attr.ROUNDING] = (1,)
+        return self._pool(OpType.AVG_POOL2D, x, DType.F32, kernel, strides, padding, attrs, name)
 
     def bmax_pool2d(self, x, kernel=2, strides=None, padding="valid", name=None) -> Value:
         return self._pool(OpType.BMAX_POOL2D, x, DType.BIT1, kernel, strides, padding, {}, name)

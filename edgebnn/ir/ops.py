@@ -58,6 +58,7 @@ class Attr(enum.IntEnum):
     ORDER = 13
     PART = 14
     COUNT_INCLUDE_PAD = 15
+    ROUNDING = 16     # int8 AVG_POOL2D: 0 = half away from zero (TFLite int8), 1 = half up (TFLite uint8)
 
 
 FLOAT_ATTRS = {Attr.CLAMP, Attr.STEP}

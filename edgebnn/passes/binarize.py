@@ -75,9 +75,6 @@ def binarize(g: WGraph) -> None:
         if found is None:
             n.attrs["why_float"] = "input is binary but " + why
             continue
-        if n.op == "conv" and n.attrs["groups"] != 1:
-            n.attrs["why_float"] = f"grouped binary conv (groups={n.attrs['groups']}) has no binary kernel"
-            continue
         signs, alpha = found
         oc = signs.shape[0]
         b = n.attrs.get("b")
@@ -89,7 +86,7 @@ def binarize(g: WGraph) -> None:
         if n.op == "conv":
             n.op = "bconv"
             n.attrs = dict(stride=n.attrs["stride"], pads=n.attrs["pads"], dil=n.attrs["dil"],
-                           pad_value=n.attrs.get("pad_value", 0), **common)
+                           pad_value=n.attrs.get("pad_value", 0), groups=n.attrs["groups"], **common)
         else:
             n.op = "bfc"
             n.attrs = common

@@ -164,7 +164,7 @@ class Emitter:
         a = n.attrs
         w = self.b.const_bits(a["wb"].transpose(0, 2, 3, 1), name=f"{n.name}.weight")
         v = self.b.bconv2d(x.v, w, a["stride"], a["dil"], a["pads"], a["pad_value"], name=n.name,
-                           **self._binary_kwargs(n))
+                           groups=a.get("groups", 1), **self._binary_kwargs(n))
         return _Val(v if "thresholds" in a else self._finish(n, v, a["clamp"]))
 
     def _bfc(self, n):

@@ -9,7 +9,7 @@ Node ops and their attributes (channel axis is 1; shapes are the logical NCHW / 
     input     name, layout ("NCHW" or "NC")
     conv      w [O, I/g, kh, kw], b [O]?, stride, pads (t, l, b, r), dil, groups, clamp
     linear    w [O, K], b [O]?, clamp
-    bconv     wb ±1 [O, I, kh, kw], mult [O], bias [O], stride, pads, dil, pad_value, clamp,
+    bconv     wb ±1 [O, I/groups, kh, kw], mult [O], bias [O], stride, pads, dil, pad_value, groups, clamp,
               thresholds [O] int / directions [O] when the output is packed bits
     bfc       wb ±1 [O, K], mult, bias, clamp, thresholds / directions
     hetconv   w3 [O, I/P, kh, kw], w1 [O, I - I/P], part, b?, stride, pads, dil, clamp

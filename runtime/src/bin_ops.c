@@ -73,14 +73,61 @@ static void ref_output(size_t rows, int oc, const eb_bin_out *out) {
   else if (out->f32) eb_ref_acc_to_f32(rows, oc, out->acc, out->mult, out->bias, out->out_min, out->out_max, out->f32);
 }
 
+/* One group of a grouped conv as an ungrouped one: with ic/groups a multiple of
+ * 64, group gi's channels are whole words gi*W..(gi+1)*W-1 of each pixel (W =
+ * words(ic/groups)), so pixel ix of group gi is pixel ix*groups of an image
+ * groups times as wide whose pixels are W words, starting gi*W words in. Strides,
+ * dilations and the left padding scale by groups and the windows, interior and
+ * borders stay the same: the unchanged tile kernels run each group in place. The
+ * packed weights are the [oc][kh][kw][ic/groups] tensor packed as it is. */
+static int group_fast(const eb_conv_geom *g, const eb_bin_out *out) {
+  const int ocg = g->oc / g->groups, align = out->bits ? EB_BITS_OC_ALIGN : EB_BPACK_OC_ALIGN;
+  return (g->ic / g->groups) % 64 == 0 && ocg % align == 0;
+}
+
+typedef struct {
+  const eb_bin_kernels *k;
+  eb_conv_geom gg; /* a group as the wide ungrouped conv */
+  int pad_value, ocg;
+  const uint64_t *x;
+  size_t xstep; /* words between groups' first words */
+  const void *packed;
+  const eb_bin_out *out;
+  tiling t;
+} group_job;
+
+static void group_task(void *ctx, size_t i) {
+  const group_job *j = ctx;
+  const size_t per = (size_t)j->t.nr * (size_t)j->t.no, gi = i / per;
+  int r0, r1, oc0, oc1;
+  tile_bounds(&j->t, i % per, &r0, &r1, &oc0, &oc1);
+  const int base = (int)gi * j->ocg;
+  j->k->bconv_tile(&j->gg, j->pad_value, j->x + gi * j->xstep, j->packed, j->out, r0, r1, base + oc0, base + oc1);
+}
+
 void eb_bin_conv(eb_pool *pool, const eb_bin_kernels *k, const eb_conv_geom *g, int pad_value, const uint64_t *x,
                  const uint64_t *w, const void *packed, const eb_bin_out *out) {
-  if (!k->packed) {
+  const int grouped = g->groups > 1;
+  if (!k->packed || (grouped && !group_fast(g, out))) {
     eb_ref_bconv2d_acc(g, pad_value, x, w, out->acc);
     ref_output((size_t)g->n * (size_t)g->oh * (size_t)g->ow, g->oc, out);
     return;
   }
-  run_conv(pool, k, g, pad_value, 0, x, packed, out);
+  if (!grouped) {
+    run_conv(pool, k, g, pad_value, 0, x, packed, out);
+    return;
+  }
+  const int G = g->groups, align = out->bits ? EB_BITS_OC_ALIGN : EB_BPACK_OC_ALIGN;
+  eb_conv_geom gg = *g;
+  gg.ic = g->ic / G;
+  gg.iw = g->iw * G;
+  gg.sw = g->sw * G;
+  gg.dw = g->dw * G;
+  gg.pl = g->pl * G;
+  gg.groups = 1;
+  group_job j = {k, gg, pad_value, g->oc / G, x, eb_words((size_t)gg.ic), packed, out,
+                 plan(pool, g->n * g->oh, g->oc / G, align)};
+  eb_parallel_for(pool, (size_t)G * (size_t)j.t.nr * (size_t)j.t.no, group_task, &j);
 }
 
 void eb_bin_fc(eb_pool *pool, const eb_bin_kernels *k, int n, int kk, int o, const uint64_t *x, const uint64_t *w,

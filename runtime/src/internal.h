@@ -43,7 +43,7 @@ typedef struct {
 /* Every attribute an op may carry, parsed and validated once at load. */
 typedef struct {
   int strides[2], dilations[2], pads[4], kernel[2], perm[EB_MAX_DIMS];
-  int groups, pad_value, activation, axis, bits, order, part, count_include_pad;
+  int groups, pad_value, activation, axis, bits, order, part, count_include_pad, rounding;
   float clamp[2], step;
   float out_min, out_max; /* from activation or clamp */
 } eb_params;

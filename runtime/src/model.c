@@ -237,7 +237,7 @@ static eb_status parse_attrs(eb_node *nd, const uint8_t *p, uint64_t avail, int 
     pos += (uint64_t)cnt * 8;
     int want_float = key == EB_ATTR_CLAMP || key == EB_ATTR_STEP;
     if (type != (want_float ? EBF_ATTR_FLOAT : EBF_ATTR_INT)) {
-      if (key > EB_ATTR_COUNT_INCLUDE_PAD) continue; /* unknown key from a newer minor version: ignore */
+      if (key >= EB_ATTR_COUNT_) continue; /* unknown key from a newer minor version: ignore */
       FAIL("op '%s': attribute %u has value type %u", nd->name, key, type);
     }
     int64_t iv[EB_MAX_DIMS] = {0};
@@ -248,7 +248,7 @@ static eb_status parse_attrs(eb_node *nd, const uint8_t *p, uint64_t avail, int 
       case EB_ATTR_PERM: expect = -1; break;
       default: break;
     }
-    if (key > EB_ATTR_COUNT_INCLUDE_PAD || key == 0) continue;
+    if (key >= EB_ATTR_COUNT_ || key == 0) continue;
     if (expect >= 0 && cnt != (uint32_t)expect) FAIL("op '%s': attribute %u needs %d values, has %u", nd->name, key, expect, cnt);
     if (expect < 0 && (cnt < 1 || cnt > EB_MAX_DIMS)) FAIL("op '%s': perm has %u values", nd->name, cnt);
     if (!want_float) {
@@ -273,6 +273,7 @@ static eb_status parse_attrs(eb_node *nd, const uint8_t *p, uint64_t avail, int 
       case EB_ATTR_ORDER: q->order = (int)iv[0]; break;
       case EB_ATTR_PART: q->part = (int)iv[0]; break;
       case EB_ATTR_COUNT_INCLUDE_PAD: q->count_include_pad = (int)iv[0]; break;
+      case EB_ATTR_ROUNDING: q->rounding = (int)iv[0]; break;
       case EB_ATTR_CLAMP: q->clamp[0] = (float)rdf64(v); q->clamp[1] = (float)rdf64(v + 8); break;
       case EB_ATTR_STEP: q->step = (float)rdf64(v); break;
       default: break;

@@ -293,8 +293,10 @@ static eb_status check_node(const eb_model *m, eb_node *nd, eb_error *err) {
     }
     case EB_OP_BCONV2D: {
       if ((st = check_arity(err, nd, 2, 6))) return st;
-      REQ(is(x, EB_BIT1, 4) && is(w, EB_BIT1, 4) && w->data && w->dims[3] == x->dims[3],
-          "needs bit1 NHWC input and constant bit1 [O,kh,kw,C] weights with matching C");
+      REQ(is(x, EB_BIT1, 4) && is(w, EB_BIT1, 4) && w->data, "needs bit1 NHWC input and constant bit1 [O,kh,kw,C/groups] weights");
+      REQ(p->groups >= 1 && w->dims[3] * p->groups == x->dims[3] && w->dims[0] % p->groups == 0,
+          "groups=%d does not fit %lld input channels, %lld filters and weights for %lld channels per group", p->groups,
+          (long long)x->dims[3], (long long)w->dims[0], (long long)w->dims[3]);
       REQ(p->pad_value == 0 || p->pad_value == 1, "pad_value must be 0 or 1");
       REQ(w->dims[1] * w->dims[2] * w->dims[3] < INT32_MAX, "accumulator would overflow int32");
       if ((st = check_binary_epilogue(m, err, nd, y, w->dims[0]))) return st;
@@ -355,6 +357,7 @@ static eb_status check_node(const eb_model *m, eb_node *nd, eb_error *err) {
     case EB_OP_BMAX_POOL2D: {
       if ((st = check_arity(err, nd, 1, 1))) return st;
       eb_dtype dt = nd->type == EB_OP_BMAX_POOL2D ? EB_BIT1 : EB_F32;
+      REQ(p->rounding == 0 || p->rounding == 1, "rounding must be 0 (half away from zero) or 1 (half up)");
       if (x && x->dtype == EB_I8 && nd->type != EB_OP_BMAX_POOL2D) {
         dt = EB_I8;
         REQ(is_q8(x) && is_q8(y) && x->scale == y->scale && x->zero_point == y->zero_point,
@@ -560,7 +563,7 @@ static int run_q8(const eb_session *s, const eb_node *nd, uint8_t *scratch) {
     case EB_OP_AVG_POOL2D: {
       eb_conv_geom g = geom_of(m, nd);
       if (nd->type == EB_OP_MAX_POOL2D) eb_ref_maxpool_i8(&g, &q, PTR(0), out);
-      else eb_ref_avgpool_i8(&g, p->count_include_pad, &q, PTR(0), out);
+      else eb_ref_avgpool_i8(&g, p->count_include_pad, p->rounding, &q, PTR(0), out);
       return 1;
     }
     case EB_OP_GLOBAL_AVG_POOL:

@@ -39,6 +39,7 @@ static void random_bits(size_t rows, int c, int8_t *v, uint64_t *packed) {
 
 /* The contract of eb_ref_bconv2d_acc, one multiply at a time. */
 static void naive_bconv(const eb_conv_geom *g, int pad_value, const int8_t *x, const int8_t *w, int32_t *acc) {
+  const int groups = g->groups > 1 ? g->groups : 1, icg = g->ic / groups, ocg = g->oc / groups;
   for (int n = 0; n < g->n; n++)
     for (int oy = 0; oy < g->oh; oy++)
       for (int ox = 0; ox < g->ow; ox++)
@@ -49,9 +50,9 @@ static void naive_bconv(const eb_conv_geom *g, int pad_value, const int8_t *x, c
               const int iy = oy * g->sh - g->pt + ky * g->dh, ix = ox * g->sw - g->pl + kx * g->dw;
               const int in = iy >= 0 && iy < g->ih && ix >= 0 && ix < g->iw;
               if (!in && !pad_value) continue;
-              for (int c = 0; c < g->ic; c++) {
-                const int xv = in ? x[(((size_t)n * g->ih + iy) * g->iw + ix) * g->ic + c] : 1;
-                s += xv * w[(((size_t)o * g->kh + ky) * g->kw + kx) * g->ic + c];
+              for (int c = 0; c < icg; c++) {
+                const int xv = in ? x[(((size_t)n * g->ih + iy) * g->iw + ix) * g->ic + (size_t)(o / ocg) * icg + c] : 1;
+                s += xv * w[(((size_t)o * g->kh + ky) * g->kw + kx) * icg + c];
               }
             }
           acc[(((size_t)n * g->oh + oy) * g->ow + ox) * g->oc + o] = s;
@@ -188,6 +189,24 @@ static void test_bconv_case(int ic, int stride, int dil, int pad_value) {
   check_bconv(random_geom(ic, stride, dil, rnd(4) ? 9 : 70), pad_value);
 }
 
+/* Grouped convs (LCE emits them): channels per group that start mid-word (ref
+ * only), and multiples of 64 whose filters per group fill whole 32- or 64-channel
+ * tiles, which run the fast kernels group by group. */
+static void test_bconv_groups(void) {
+  static const int CASES[][3] = {/* groups, in channels per group, filters per group */
+                                 {2, 1, 1},  {3, 3, 2},    {2, 63, 5},  {2, 65, 3},  {3, 130, 4}, {2, 64, 32},
+                                 {4, 64, 64}, {3, 128, 32}, {2, 64, 33}, {2, 192, 64}, {5, 64, 32}};
+  for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++)
+    for (int stride = 1; stride <= 2; stride++)
+      for (int dil = 1; dil <= 2; dil++)
+        for (int pv = 0; pv <= 1; pv++) {
+          eb_conv_geom g = random_geom(CASES[i][0] * CASES[i][1], stride, dil, 1);
+          g.groups = CASES[i][0];
+          g.oc = CASES[i][0] * CASES[i][2];
+          check_bconv(g, pv);
+        }
+}
+
 /* Windows of more taps than the kernels take at a time (64 tap pointers, 64
  * padding classes) and asymmetric borders: the chunked and uncached paths. */
 static void test_bconv_big_window(void) {
@@ -200,21 +219,21 @@ static void test_bconv_big_window(void) {
 }
 
 static void check_bconv(eb_conv_geom g, int pad_value) {
-  const int ic = g.ic, pb = 0, pr = 0; /* pb, pr only reported: the caller drew them */
-  const size_t wpr = eb_words((size_t)ic);
+  const int ic = g.ic, icg = ic / g.groups, pb = 0, pr = 0; /* pb, pr only reported: the caller drew them */
+  const size_t wpr = eb_words((size_t)ic), wprg = eb_words((size_t)icg);
   const size_t xpix = (size_t)g.n * g.ih * g.iw, taps = (size_t)g.oc * g.kh * g.kw;
   const size_t nacc = (size_t)g.n * g.oh * g.ow * g.oc;
-  int8_t *xv = malloc(xpix * ic), *wv = malloc(taps * ic);
-  uint64_t *xb = malloc(xpix * wpr * 8), *wb = malloc(taps * wpr * 8);
+  int8_t *xv = malloc(xpix * ic), *wv = malloc(taps * icg);
+  uint64_t *xb = malloc(xpix * wpr * 8), *wb = malloc(taps * wprg * 8);
   int32_t *want = malloc(nacc * 4), *ref = malloc(nacc * 4), *got = malloc(nacc * 4);
   random_bits(xpix, ic, xv, xb);
-  random_bits(taps, ic, wv, wb);
+  random_bits(taps, icg, wv, wb);
   naive_bconv(&g, pad_value, xv, wv, want);
   memset(ref, 0x5a, nacc * 4);
   eb_ref_bconv2d_acc(&g, pad_value, xb, wb, ref);
-  CHECK(!memcmp(ref, want, nacc * 4), "ref bconv != naive: ic=%d k=%dx%d s=%d,%d d=%d,%d pad=%d,%d,%d,%d pv=%d", ic,
-        g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl, pb, pr, pad_value);
-  void *packed = packed_of(g.oc, g.kh, g.kw, ic, 1, wb);
+  CHECK(!memcmp(ref, want, nacc * 4), "ref bconv != naive: ic=%d groups=%d k=%dx%d s=%d,%d d=%d,%d pad=%d,%d,%d,%d pv=%d",
+        ic, g.groups, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl, pb, pr, pad_value);
+  void *packed = packed_of(g.oc, g.kh, g.kw, icg, 1, wb);
   int nk;
   const eb_bin_kernels *ks = eb_kernels_list(&nk);
   const size_t rows = (size_t)g.n * g.oh * g.ow;
@@ -224,10 +243,10 @@ static void check_bconv(eb_conv_geom g, int pad_value) {
     for (int i = 0; i < nk; i++) { /* ref too: its accumulate-then-output path in bin_ops */
       out_case_clear(&oc);
       eb_bin_conv(NULL, &ks[i], &g, pad_value, xb, wb, packed, &oc.o);
-      CHECK(out_case_ok(&oc), "%s bconv (%s out) != ref: n=%d ic=%d oc=%d in=%dx%d k=%dx%d s=%d,%d d=%d,%d pad=%d,%d,%d,%d pv=%d",
-            ks[i].name, OUT_NAME[kind], g.n, ic, g.oc, g.ih, g.iw, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl, pb,
-            pr, pad_value);
-      if (!i) continue;
+      CHECK(out_case_ok(&oc), "%s bconv (%s out) != ref: n=%d ic=%d oc=%d groups=%d in=%dx%d k=%dx%d s=%d,%d d=%d,%d pad=%d,%d,%d,%d pv=%d",
+            ks[i].name, OUT_NAME[kind], g.n, ic, g.oc, g.groups, g.ih, g.iw, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt,
+            g.pl, pb, pr, pad_value);
+      if (!i || g.groups > 1) continue; /* the tiles of a grouped conv are eb_bin_conv's own */
       out_case_clear(&oc);
       conv_by_tiles(&ks[i], &g, pad_value, 0, xb, packed, &oc.o);
       CHECK(out_case_ok(&oc), "%s bconv tiles (%s out) != ref: ic=%d oc=%d", ks[i].name, OUT_NAME[kind], ic, g.oc);
@@ -490,6 +509,35 @@ static void test_threads(void) {
   free(xf); free(beta1); free(betan); free(h1); free(hn); free(scratch); free(hscratch);
 }
 
+/* A grouped conv through the threaded group-by-group path: same bytes as ref for
+ * 1 to 4 threads, every output stage. */
+static void test_group_threads(void) {
+  int nk;
+  const eb_bin_kernels *ks = eb_kernels_list(&nk);
+  const eb_bin_kernels *best = &ks[nk - 1];
+  eb_conv_geom g = {1, 7, 9, 256, 7, 9, 256, 3, 3, 1, 1, 1, 1, 1, 1, 2};
+  const size_t nx = (size_t)7 * 9, nacc = nx * 256;
+  uint64_t *x = malloc(nx * 4 * 8), *w = malloc((size_t)256 * 9 * 2 * 8);
+  int32_t *ref = malloc(nacc * 4);
+  random_words(nx, 256, x);
+  random_words((size_t)256 * 9, 128, w);
+  void *packed = packed_of(256, 3, 3, 128, 1, w);
+  eb_ref_bconv2d_acc(&g, 0, x, w, ref);
+  out_case outs[N_OUT];
+  for (int kind = 0; kind < N_OUT; kind++) out_case_init(&outs[kind], kind, nx, 256, ref);
+  for (int t = 1; t <= 4; t++) {
+    eb_pool *pool = eb_pool_create(t);
+    for (int kind = 0; kind < N_OUT; kind++) {
+      out_case_clear(&outs[kind]);
+      eb_bin_conv(pool, best, &g, 0, x, w, packed, &outs[kind].o);
+      CHECK(out_case_ok(&outs[kind]), "%s grouped bconv (%s out) with %d threads != ref", best->name, OUT_NAME[kind], t);
+    }
+    eb_pool_free(pool);
+  }
+  for (int kind = 0; kind < N_OUT; kind++) out_case_free(&outs[kind]);
+  free(packed); free(x); free(w); free(ref);
+}
+
 int main(void) {
   int nk;
   const eb_bin_kernels *ks = eb_kernels_list(&nk);
@@ -503,6 +551,7 @@ int main(void) {
         for (int pv = 0; pv <= 1; pv++)
           for (int rep = 0; rep < 3; rep++) test_bconv_case(CHANNELS[c], stride, dil, pv);
   test_bconv_big_window();
+  test_bconv_groups();
   for (int c = 0; c < N_CH; c++)
     for (int rep = 0; rep < 4; rep++) test_bfc_case(CHANNELS[c] * (1 + rep % 2));
   for (int c = 0; c < N_CH; c++)
@@ -517,6 +566,7 @@ int main(void) {
       test_bmaxpool_case(CHANNELS[c], 1 + rep % 2);
     }
   test_threads();
+  test_group_threads();
   printf("%d passed, %d failed\n", checks - failures, failures);
   return failures != 0;
 }

@@ -234,12 +234,15 @@ def _int_conv(xi, wi, strides, dilations, pads, pad_value):
 
 
 def bconv2d_acc(x_pm1, w_pm1, strides=(1, 1), dilations=(1, 1),
-                pads=(0, 0, 0, 0), pad_value=0):
+                pads=(0, 0, 0, 0), pad_value=0, groups=1):
     """Binary conv accumulators (int32). x +-1 [n,ih,iw,ic], w +-1
-    [oc,kh,kw,ic]. pad_value 0: padding taps contribute 0; 1: they read +1."""
+    [oc,kh,kw,ic/groups]. pad_value 0: padding taps contribute 0; 1: they read +1.
+    Group g's filters read input channels [g*ic/groups, (g+1)*ic/groups)."""
     assert pad_value in (0, 1)
-    acc = _int_conv(_pm1_int(x_pm1), _pm1_int(w_pm1), strides, dilations,
-                    pads, int(pad_value))
+    xi, wi = _pm1_int(x_pm1), _pm1_int(w_pm1)
+    icg, ocg = xi.shape[3] // groups, wi.shape[0] // groups
+    acc = np.concatenate([_int_conv(xi[..., g * icg:(g + 1) * icg], wi[g * ocg:(g + 1) * ocg], strides,
+                                    dilations, pads, int(pad_value)) for g in range(groups)], axis=3)
     return acc.astype(np.int32)
 
 
@@ -609,8 +612,9 @@ def max_pool2d_i8(x, kernel, strides=None, pads=(0, 0, 0, 0)):
     return win.max(axis=(3, 4)).astype(np.int8)
 
 
-def avg_pool2d_i8(x, x_zp, kernel, strides=None, pads=(0, 0, 0, 0), count_include_pad=False):
-    """TFLite's integer average: (sum +- count/2) / count, truncated (half away from zero)."""
+def avg_pool2d_i8(x, x_zp, kernel, strides=None, pads=(0, 0, 0, 0), count_include_pad=False, rounding="away"):
+    """TFLite's integer average: (sum +- count/2) / count, truncated (half away from zero); rounding
+    'up': TFLite's uint8 kernel, (u + count/2) // count on the codes u = x + 128 >= 0."""
     kh, kw = _pair(kernel)
     strides = kernel if strides is None else strides
     xi = np.asarray(x, np.int64)
@@ -620,6 +624,9 @@ def avg_pool2d_i8(x, x_zp, kernel, strides=None, pads=(0, 0, 0, 0), count_includ
     else:
         s = _windows(xi, kh, kw, strides, (1, 1), pads, 0).sum(axis=(3, 4))
         cnt = np.broadcast_to(_inside_mask(x.shape[:3], kh, kw, strides, (1, 1), pads).sum(axis=(3, 4)), s.shape)
+    if rounding == "up":   # literally the uint8 kernel: shift to codes >= 0, round, shift back
+        q = (s + 128 * cnt + cnt // 2) // cnt - 128
+        return np.clip(q, -128, 127).astype(np.int8)
     num = np.where(s > 0, s + cnt // 2, s - cnt // 2)
     q = np.where(num >= 0, num // cnt, -((-num) // cnt))
     return np.clip(q, -128, 127).astype(np.int8)

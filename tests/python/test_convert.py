@@ -152,6 +152,32 @@ def test_third_party_binary_convs_are_recognised(tmp_path, style):
     assert any("gives 0" in n for n in report.notes)
 
 
+class GroupedBinaryConv(nn.Conv2d):
+    def forward(self, x):
+        return F.conv2d(Binarize.apply(x), Binarize.apply(self.weight), None, self.stride, self.padding,
+                        self.dilation, self.groups)
+
+
+@pytest.mark.parametrize("groups,c", [(2, 128), (4, 12)])
+def test_grouped_binary_conv_runs_binary(tmp_path, groups, c):
+    """Grouped binary convs become grouped BCONV2D (whole words per group: the fast kernels per
+    group; 3 channels per group: the reference path), chained on packed bits through BN + sign."""
+    torch.manual_seed(3)
+    model = _randomize_bn(nn.Sequential(nn.Conv2d(3, c, 3, padding=1, bias=False), nn.BatchNorm2d(c),
+                                        GroupedBinaryConv(c, c, 3, padding=1, groups=groups, bias=False),
+                                        nn.BatchNorm2d(c), GroupedBinaryConv(c, c, 3, padding=1, groups=groups,
+                                                                             bias=False),
+                                        nn.BatchNorm2d(c), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, 10)))
+    x = torch.randn(1, 3, 12, 12)
+    report = convert(model, example_input=x, output=tmp_path / "m.ebnn")
+    g = load(tmp_path / "m.ebnn")
+    from edgebnn.ir.ops import Attr
+    convs = [op for op in g.ops if op.type is OpType.BCONV2D]
+    assert [int(op.attrs[Attr.GROUPS][0]) for op in convs] == [groups, groups]
+    assert [layer.kind for layer in report.layers if layer.op == "BCONV2D"] == ["binary", "binary"]
+    _check_close(model, x, tmp_path / "m.ebnn")
+
+
 def test_binarynet_pytorch_style_mlp(tmp_path):
     torch.manual_seed(2)
     model = _randomize_bn(nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.BatchNorm1d(256),

@@ -1,9 +1,13 @@
 """TFLite import: the four real MobileNet-family models against TFLite's own reference kernels
-(tflite-runtime / ai-edge-litert, BUILTIN_REF), on the shipped photos and on random inputs.
+(tflite-runtime / ai-edge-litert, BUILTIN_REF), on the shipped photos and on random inputs, and
+against tflite-runtime's default (optimized) kernels where tflite-runtime is the peer (tests/run.sh
+runs this file in its NumPy-1 venv with tflite-runtime 2.14, whose default kernels give the same
+bytes as its reference kernels on all four models).
 
-Tolerances: int8/uint8 models at most 1 quantization step on any logit (the tensor SOFTMAX
-reads) with the runtime's reference kernels (EDGEBNN_XNNPACK=0); float within 1e-4 relative.
-With XNNPACK allowed (its int8 ADD requantizes in float) the top-1 must still agree.
+Tolerances: int8/uint8 models bit-exact on every logit (the tensor SOFTMAX reads; the issue allows
+1 quantization step) with the runtime's reference kernels (EDGEBNN_XNNPACK=0); float within 1e-4
+relative. With XNNPACK allowed (its int8 conv and ADD requantize in float) within 8 steps and the
+same top-1 on these inputs.
 """
 from __future__ import annotations
 
@@ -81,6 +85,10 @@ def _compare(model, data, codes, monkeypatch, name):
     graph, _, _ = tfl.lower(model, name, outputs=[logit])
     outs, extra = peer_run(data, codes, [logit])
     want = extra[logit].reshape(-1)
+    it, _ = make_interpreter(data)
+    default = None
+    if type(it).__module__.startswith("tflite_runtime"):   # the issue's peer: its default kernels too
+        default = peer_run(data, codes, [logit], resolver="BUILTIN")[1][logit].reshape(-1)
     x = _reals(model, codes)
     monkeypatch.setenv("EDGEBNN_XNNPACK", "0")
     ref = Runtime(to_bytes(graph)).run(x).reshape(-1)
@@ -88,7 +96,8 @@ def _compare(model, data, codes, monkeypatch, name):
     fast = Runtime(to_bytes(graph)).run(x).reshape(-1)
     t = model.tensors[logit]
     unit = float(t.scale[0]) if t.type in (3, 9) else float(np.max(np.abs(want)))
-    return (float(np.max(np.abs(ref - want))) / unit, float(np.max(np.abs(fast - want))) / unit,
+    d_default = 0.0 if default is None else float(np.max(np.abs(ref - default))) / unit
+    return (max(float(np.max(np.abs(ref - want))) / unit, d_default), float(np.max(np.abs(fast - want))) / unit,
             int(want.argmax()), int(ref.argmax()), int(fast.argmax()))
 
 
@@ -98,7 +107,7 @@ def test_tflite_models_match_peer(tflite_dir, shared_data, monkeypatch, name):
     model, data = tfl.load_tflite(path)
     _peer_or_skip(data)
     quant = model.tensors[model.inputs[0]].type != 0
-    tol = 1.0 + 1e-3 if quant else 1e-4  # steps are measured in float: 1 step reads as 1.0000006
+    tol = 1e-3 if quant else 1e-4  # steps are measured in float: 0 steps reads as ~3e-6
     inputs = [("random", _random_codes(model, s)) for s in (0, 1)]
     inputs += [(p.name, _image_codes(model, p)) for p in sorted((shared_data / "images").glob("*.bmp"))]
     for what, codes in inputs:

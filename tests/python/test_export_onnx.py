@@ -135,6 +135,12 @@ def _binary_graph(rng, ic=65):
     y = b.bconv2d(p, b.const_bits(_pm1(rng, (5, 2, 2, 63))), strides=2, padding=(1, 1, 0, 0),
                   multiplier=rng.uniform(0.01, 0.1, 5), bias=rng.standard_normal(5), activation="relu")
     b.output(y, name="float_out")
+    # grouped (LCE emits them): 3 groups of 21 channels, one padding, packed output
+    gb = b.bconv2d(p, b.const_bits(_pm1(rng, (6, 3, 3, 21))), padding="same", pad_value=1, groups=3,
+                   thresholds=rng.integers(-20, 20, 6, dtype=np.int32),
+                   directions=np.where(rng.random(6) < 0.5, 1, -1).astype(np.int32))
+    b.output(b.unpack(gb), name="grouped_bits")
+    b.output(b.bconv2d(p, b.const_bits(_pm1(rng, (6, 3, 3, 21))), padding="same", groups=3), name="grouped_acc")
     cat = b.concat([p, b.sign_pack(acc)], axis=3)
     flat = b.reshape(cat, (2, -1))
     k = flat.shape[1]
@@ -157,7 +163,7 @@ def test_binary_layers_exact(tmp_path):
         x[0, 0, 0, :8] = 0.0        # sign(0) = +1 on both sides
         ours, theirs = _run_both(rt, sess, [x])
         out = dict(zip(names, zip(ours, theirs)))
-        for n in ("bits1", "acc", "fc_bits"):      # ±1 and integer-valued: exactly equal
+        for n in ("bits1", "acc", "fc_bits", "grouped_bits", "grouped_acc"):   # ±1 and integer-valued: exact
             np.testing.assert_array_equal(out[n][0], out[n][1], err_msg=n)
         assert np.abs(out["acc"][0]).max() > 0 and (out["bits1"][0] == -1).any() and (out["bits1"][0] == 1).any()
         for n in ("float_out", "fc_out"):

@@ -117,6 +117,66 @@ def test_bconv_dilation_and_kernels(lce, dil, k):
         _close(lce(to_lce_bytes(g), x), Runtime(to_bytes(g)).run(x), exact=True)
 
 
+def _grouped_graph(groups, icg, ocg, out, padding, pad_value, stride=1, seed=0):
+    """sign_pack -> grouped bconv2d (LCE's own converter emits these) with the three epilogues."""
+    rng = np.random.default_rng(seed)
+    c, o = groups * icg, groups * ocg
+    b = GraphBuilder()
+    x = b.input("x", (2, 9, 8, c))
+    hb = b.sign_pack(x, thresholds=rng.normal(0, 0.2, c).astype(np.float32), name="binarize")
+    wb = b.const_bits(_pm1(rng, (o, 3, 3, icg)), name="w")
+    kw = dict(strides=stride, padding=padding, pad_value=pad_value, groups=groups, name="bconv")
+    if out == "packed":
+        span = 9 * icg
+        y = b.unpack(b.bconv2d(hb, wb, thresholds=rng.integers(-span // 3, span // 3 + 1, o).astype(np.int32),
+                               directions=np.where(rng.random(o) < 0.5, -1, 1).astype(np.int32), **kw))
+    elif out == "affine":
+        y = b.bconv2d(hb, wb, multiplier=rng.uniform(0.05, 2, o), bias=rng.normal(0, 1, o), activation="relu", **kw)
+    else:
+        y = b.bconv2d(hb, wb, **kw)
+    b.output(y, "y")
+    return b.build(), rng.standard_normal((2, 9, 8, c)).astype(np.float32)
+
+
+GROUP_CASES = [(g, icg, ocg, out, pad, pv, s) for (g, icg, ocg), out, (pad, pv), s in itertools.product(
+    [(2, 32, 8), (2, 64, 33), (4, 32, 16), (3, 96, 5), (2, 64, 64)], ["dot", "affine", "packed"],
+    [("valid", 0), ("same", 0), ("same", 1)], [1, 2])]
+
+
+@pytest.mark.parametrize("groups,icg,ocg,out,padding,pad_value,stride", GROUP_CASES)
+def test_grouped_bconv_matches_lce(groups, icg, ocg, out, padding, pad_value, stride):
+    """Grouped LceBconv2d: LCE 0.16 runs groups in its reference and indirect-BGEMM kernels (its default
+    BGEMM kernel refuses them), both compared; exported, then imported back as a grouped BCONV2D."""
+    mod, why = _lce_wrapper()
+    if mod is None:
+        if os.environ.get("EDGEBNN_REQUIRE_LCE"):
+            pytest.fail(why)
+        pytest.skip(why)
+    g, x = _grouped_graph(groups, icg, ocg, out, padding, pad_value, stride, seed=groups * icg + ocg)
+    want = Runtime(to_bytes(g)).run(x)
+    data = to_lce_bytes(g)
+    for reference, indirect in ((True, False), (False, True)):
+        _close(mod.LiteInterpreter(data, 1, reference, indirect, False).predict([x])[0], want, exact=out != "affine")
+
+
+@pytest.mark.parametrize("groups,icg,ocg,out,padding,pad_value,stride", GROUP_CASES[::5])
+def test_grouped_round_trip(tmp_path, groups, icg, ocg, out, padding, pad_value, stride):
+    g, x = _grouped_graph(groups, icg, ocg, out, padding, pad_value, stride, seed=icg)
+    back = _round_trip(g, tmp_path)
+    convs = [op for op in back.ops if op.type.name == "BCONV2D"]
+    from edgebnn.ir.ops import Attr
+    assert [int(op.attrs[Attr.GROUPS][0]) for op in convs] == [groups]
+    _close(Runtime(to_bytes(back)).run(x), Runtime(to_bytes(g)).run(x), exact=out != "affine")
+
+
+def test_grouped_not_exportable_is_one_line(tmp_path):
+    g, _ = _grouped_graph(3, 21, 2, "dot", "same", 1)
+    with pytest.raises(UserError, match="multiple of 32 channels per group") as e:
+        export_lce(g, tmp_path / "m.tflite")
+    assert "\n" not in str(e.value)
+    assert not list(tmp_path.iterdir())
+
+
 def _dense_graph(k, o, packed_rows, seed=0):
     """bfully_connected after a packed reshape: the word-aligned path (K % 32 == 0) or the
     dequantize/reshape/quantize path."""

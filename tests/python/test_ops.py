@@ -322,6 +322,58 @@ def test_bconv2d_bits_output(tmp_path, n, ih, iw, ic, oc, k, s, d, padding,
     assert_exact(got, want)
 
 
+# (groups, in channels per group, filters per group, kernel, strides, dilations, padding): channels per
+# group mid-word (the ref path) and whole words with 32 / 64 filters per group (the fast kernels per group)
+BCONV_GROUPS = [
+    (2, 3, 2, (3, 3), (1, 1), (1, 1), "same"),
+    (3, 63, 5, (3, 3), (2, 2), (1, 1), "same"),
+    (2, 65, 3, (3, 3), (1, 2), (2, 1), (1, 0, 2, 1)),
+    (2, 64, 32, (3, 3), (1, 1), (1, 1), "same"),
+    (4, 64, 64, (3, 3), (2, 2), (1, 1), "same"),
+    (3, 128, 32, (1, 1), (1, 1), (1, 1), "valid"),
+    (2, 64, 33, (3, 3), (1, 1), (2, 2), "same"),
+]
+
+
+@pytest.mark.parametrize("out", ["acc", "affine", "bits"])
+@pytest.mark.parametrize("pad_value", [0, 1], ids=["pad0", "pad1"])
+@pytest.mark.parametrize("groups,icg,ocg,k,s,d,padding", BCONV_GROUPS, ids=lambda v: str(v))
+def test_bconv2d_grouped(tmp_path, groups, icg, ocg, k, s, d, padding, pad_value, out):
+    """Grouped binary conv: accumulators, float and packed outputs, bit-exact with NumPy."""
+    rng = rng_for("bconv_g", groups, icg, ocg, k, s, d, padding, pad_value, out)
+    n, ih, iw, ic, oc = 2, 9, 8, groups * icg, groups * ocg
+    x, w = f32(rng, n, ih, iw, ic), pm1(rng, oc, k[0], k[1], icg)
+    pads = pads_of(padding, ih, iw, k[0], k[1], s, d)
+    acc = R.bconv2d_acc(R.sign(x), w, s, d, pads, pad_value, groups=groups)
+    b = GraphBuilder()
+    xi = b.sign_pack(b.input("x", x.shape, dtype="f32"))
+    kw = dict(strides=s, dilations=d, padding=padding, pad_value=pad_value, groups=groups)
+    if out == "acc":
+        b.output(b.bconv2d(xi, b.const_bits(w), **kw))
+        want = acc.astype(np.float32)
+    elif out == "affine":
+        mult, bias = (rng.random(oc) * 0.2).astype(np.float32), f32(rng, oc)
+        b.output(b.bconv2d(xi, b.const_bits(w), multiplier=b.const(mult), bias=b.const(bias), activation="relu", **kw))
+        want = R.acc_to_f32(acc, mult, bias, *ACT["relu"])
+    else:
+        span = max(1, icg * k[0] * k[1] // 8)
+        thr = rng.integers(-span, span + 1, oc).astype(np.int32)
+        direction = np.where(rng.random(oc) < 0.5, -1, 1).astype(np.int32)
+        b.output(b.unpack(b.bconv2d(xi, b.const_bits(w), thresholds=b.const(thr), directions=b.const(direction),
+                                    **kw)))
+        want = R.acc_to_bits(acc, thr, direction).astype(np.float32)
+    assert_exact(run(tmp_path, b, x), want)
+
+
+def test_bconv2d_groups_that_do_not_fit():
+    b = GraphBuilder()
+    x = b.sign_pack(b.input("x", (1, 4, 4, 10), dtype="f32"))
+    with pytest.raises(ValueError, match="group"):
+        b.bconv2d(x, b.const_bits(np.ones((6, 3, 3, 3), np.int8)), groups=3)   # 3 * 3 != 10
+    with pytest.raises(ValueError, match="group"):
+        b.bconv2d(x, b.const_bits(np.ones((5, 3, 3, 5), np.int8)), groups=2)   # 5 filters in 2 groups
+
+
 @pytest.mark.parametrize("n,k,o", [(1, 1, 3), (2, 63, 10), (1, 64, 64),
                                    (3, 65, 7), (2, 130, 130), (1, 300, 5)],
                          ids=lambda v: str(v))

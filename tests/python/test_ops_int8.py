@@ -171,7 +171,8 @@ def test_add_i8(tmp_path, monkeypatch, sa, za, sb, zb, sy, zy, act):
 
 @pytest.mark.parametrize("kind,k,s,padding", [("max", 2, 2, "valid"), ("max", 3, 1, "same"), ("max", 3, 2, "same"),
                                               ("avg", 2, 2, "valid"), ("avg", 3, 1, "same"),
-                                              ("avg_incl_pad", 3, 2, "same")],
+                                              ("avg_incl_pad", 3, 2, "same"), ("avg_up", 2, 2, "valid"),
+                                              ("avg_up", 3, 1, "same"), ("avg_up", 4, 4, "valid")],
                          ids=lambda v: str(v))
 def test_pool_i8(tmp_path, monkeypatch, kind, k, s, padding):
     rng = rng_for("pool_i8", kind, k, s, padding)
@@ -181,7 +182,8 @@ def test_pool_i8(tmp_path, monkeypatch, kind, k, s, padding):
     if kind == "max":
         b.output(b.max_pool2d(xi, kernel=k, strides=s, padding=padding))
     else:
-        b.output(b.avg_pool2d(xi, kernel=k, strides=s, padding=padding, count_include_pad=kind == "avg_incl_pad"))
+        b.output(b.avg_pool2d(xi, kernel=k, strides=s, padding=padding, count_include_pad=kind == "avg_incl_pad",
+                              rounding="up" if kind == "avg_up" else "away"))
     ref, fast, backends = run_both(tmp_path, b, monkeypatch, x)
     pads = pads_of(padding, 9, 8, k, k, (s, s), (1, 1))
     if kind == "max":
@@ -189,7 +191,10 @@ def test_pool_i8(tmp_path, monkeypatch, kind, k, s, padding):
         np.testing.assert_array_equal(fast, want)  # a max has nothing to round
         xnnpack_expected(backends)
     else:
-        want = R.avg_pool2d_i8(x, ZX, k, s, pads, count_include_pad=kind == "avg_incl_pad")
+        want = R.avg_pool2d_i8(x, ZX, k, s, pads, count_include_pad=kind == "avg_incl_pad",
+                               rounding="up" if kind == "avg_up" else "away")
+        if kind == "avg_up":   # the two roundings differ on negative ties: the test must see some
+            assert (want != R.avg_pool2d_i8(x, ZX, k, s, pads)).any()
         assert backends == ["ref"]  # this XNNPACK has no int8 average pooling
     check(ref, fast, want, backends)
 

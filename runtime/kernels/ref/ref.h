@@ -69,8 +69,11 @@ void eb_ref_hetconv2d_f32(const eb_conv_geom *g, int part, const float *x,
 
 /* ---- binary ----------------------------------------------------------- */
 
-/* Integer accumulators of a binary conv, groups = 1.
- * x: BIT1 [n][ih][iw][ic], w: BIT1 [oc][kh][kw][ic].
+/* Integer accumulators of a binary conv with g->groups groups (0 reads as 1).
+ * x: BIT1 [n][ih][iw][ic], w: BIT1 [oc][kh][kw][ic/groups] (each tap row packed
+ * on its own: words(ic/groups) words). Output channel o reads the input
+ * channels of its group, [(o / (oc/groups)) * (ic/groups), +ic/groups), which
+ * need not start on a word.
  * acc[n][oh][ow][oc] = sum over taps and c of x*w in {-1,+1}; a tap outside
  * the input contributes 0 when pad_value == 0 (zero padding, exact border)
  * and +1 * w when pad_value == 1 (one padding). */
@@ -237,9 +240,11 @@ void eb_ref_add_i8(size_t count, const int8_t *a, float a_scale, int32_t a_zp, c
 /* Max over the taps inside the input (input and output share scale and zp). */
 void eb_ref_maxpool_i8(const eb_conv_geom *g, const eb_q8_io *q, const int8_t *x, int8_t *y);
 /* TFLite's average: sum of the taps inside the input over their count, rounded
- * half away from zero (count_include_pad: padding taps are real 0 = in_zp and
+ * half away from zero, or with round_half_up floor((sum + count/2) / count): TFLite's
+ * uint8 kernel on codes shifted to int8 (count_include_pad: padding taps are real 0 = in_zp and
  * the divisor is kh*kw). Input and output share scale and zp. */
-void eb_ref_avgpool_i8(const eb_conv_geom *g, int count_include_pad, const eb_q8_io *q, const int8_t *x, int8_t *y);
+void eb_ref_avgpool_i8(const eb_conv_geom *g, int count_include_pad, int round_half_up, const eb_q8_io *q,
+                       const int8_t *x, int8_t *y);
 /* acc = sum over hw of (x - in_zp); y = clamp(MBQM(acc, in_scale / (out_scale * hw)) + out_zp). */
 void eb_ref_global_avgpool_i8(int n, int hw, int c, const int8_t *x, float in_scale, float out_scale,
                               const eb_q8_io *q, int8_t *y);

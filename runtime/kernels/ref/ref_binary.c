@@ -44,9 +44,28 @@ static size_t pix(int n, int y, int x, int h, int w) {
 
 /* ---- xor-popcount conv and FC ----------------------------------------- */
 
+/* Mismatches between bits [c0, c0+n) of a pixel row and the n bits of a filter
+ * tap row: a group's channels need not start on a word, so each x word is
+ * funnel-shifted out of two, never reading past the group's last word. */
+static int xor_popcount_range(const uint64_t *xp, size_t c0, const uint64_t *wp, size_t n) {
+  int pc = 0;
+  for (size_t k = 0; 64 * k < n; ++k) {
+    const size_t pos = c0 + 64 * k, need = n - 64 * k < 64 ? n - 64 * k : 64;
+    const unsigned sh = (unsigned)(pos % 64);
+    uint64_t v = xp[pos / 64] >> sh;
+    if (sh && sh + need > 64) v |= xp[pos / 64 + 1] << (64u - sh);
+    const uint64_t mask = need == 64 ? ~(uint64_t)0 : (((uint64_t)1 << need) - 1);
+    pc += popcount64((v ^ wp[k]) & mask);
+  }
+  return pc;
+}
+
 void eb_ref_bconv2d_acc(const eb_conv_geom *g, int pad_value,
                         const uint64_t *x, const uint64_t *w, int32_t *acc) {
-  const size_t wpr = eb_words((size_t)g->ic); /* words per pixel / tap row */
+  const int groups = g->groups > 1 ? g->groups : 1;
+  const int icg = g->ic / groups, ocg = g->oc / groups;
+  const size_t xpr = eb_words((size_t)g->ic); /* words per input pixel */
+  const size_t wpr = eb_words((size_t)icg);   /* words per filter tap row */
   const size_t wpf = (size_t)g->kh * (size_t)g->kw * wpr; /* words per filter */
   for (int n = 0; n < g->n; ++n) {
     for (int oy = 0; oy < g->oh; ++oy) {
@@ -54,6 +73,7 @@ void eb_ref_bconv2d_acc(const eb_conv_geom *g, int pad_value,
         int32_t *ap = acc + pix(n, oy, ox, g->oh, g->ow) * (size_t)g->oc;
         for (int o = 0; o < g->oc; ++o) {
           const uint64_t *wo = w + (size_t)o * wpf;
+          const size_t c0 = (size_t)(o / ocg) * (size_t)icg; /* the group's first input channel */
           int32_t sum = 0;
           for (int ky = 0; ky < g->kh; ++ky) {
             const int iy = oy * g->sh - g->pt + ky * g->dh;
@@ -64,15 +84,15 @@ void eb_ref_bconv2d_acc(const eb_conv_geom *g, int pad_value,
                   wo + ((size_t)ky * (size_t)g->kw + (size_t)kx) * wpr;
               int pc = 0;
               if (row_in && ix >= 0 && ix < g->iw) {
-                const uint64_t *xp = x + pix(n, iy, ix, g->ih, g->iw) * wpr;
-                for (size_t k = 0; k < wpr; ++k) pc += popcount64(xp[k] ^ wp[k]);
+                const uint64_t *xp = x + pix(n, iy, ix, g->ih, g->iw) * xpr;
+                pc = xor_popcount_range(xp, c0, wp, (size_t)icg);
               } else if (pad_value) {
                 /* One padding: the tap reads +1 (all bits 0), so x^w = w. */
                 for (size_t k = 0; k < wpr; ++k) pc += popcount64(wp[k]);
               } else {
                 continue; /* zero padding: the tap contributes exactly 0 */
               }
-              sum += g->ic - 2 * pc;
+              sum += icg - 2 * pc;
             }
           }
           ap[o] = sum;

@@ -172,7 +172,8 @@ void eb_ref_maxpool_i8(const eb_conv_geom *g, const eb_q8_io *q, const int8_t *x
       }
 }
 
-void eb_ref_avgpool_i8(const eb_conv_geom *g, int count_include_pad, const eb_q8_io *q, const int8_t *x, int8_t *y) {
+void eb_ref_avgpool_i8(const eb_conv_geom *g, int count_include_pad, int round_half_up, const eb_q8_io *q,
+                       const int8_t *x, int8_t *y) {
   for (int n = 0; n < g->n; ++n)
     for (int oy = 0; oy < g->oh; ++oy)
       for (int ox = 0; ox < g->ow; ++ox) {
@@ -191,7 +192,15 @@ void eb_ref_avgpool_i8(const eb_conv_geom *g, int count_include_pad, const eb_q8
               ++cnt;
             }
           }
-          int32_t v = s > 0 ? (s + cnt / 2) / cnt : (s - cnt / 2) / cnt;
+          /* TFLite's int8 kernel rounds half away from zero; its uint8 kernel rounds (acc + cnt/2) / cnt
+           * on codes >= 0, which on codes shifted by -128 is the floor of (s + cnt/2) / cnt */
+          int32_t v;
+          if (round_half_up) {
+            const int32_t t = s + cnt / 2;
+            v = t >= 0 ? t / cnt : -((-t + cnt - 1) / cnt);
+          } else {
+            v = s > 0 ? (s + cnt / 2) / cnt : (s - cnt / 2) / cnt;
+          }
           v = v < q->act_min ? q->act_min : v;
           yp[c] = (int8_t)(v > q->act_max ? q->act_max : v);
         }
