@@ -74,7 +74,8 @@ def load_calibration(source, input_shape, layout: str = "NCHW", preprocess: dict
         raise UserError(f"{what} is {x.dtype}: calibration inputs must be floating point{hint}")
     per = input_shape[1:]
     if x.ndim != len(input_shape) or tuple(x.shape[1:]) != per:
-        raise UserError(f"{what} has shape {tuple(x.shape)}; the model takes {input_shape} ({layout}): "
+        lay = f" ({layout})" if len(input_shape) == 4 else ""
+        raise UserError(f"{what} has shape {tuple(x.shape)}; the model takes {input_shape}{lay}: "
                         f"give samples as (S, {', '.join(map(str, per))})")
     if x.shape[0] == 0:
         raise UserError(f"{what} holds no samples")

@@ -41,6 +41,22 @@ def weight_scales(w: np.ndarray, axis: int) -> np.ndarray:
     return (np.maximum(amax, 1e-12) / 127.0).astype(np.float32)
 
 
+def source_grid_scale(w: np.ndarray) -> float | None:
+    """The step of an int8 grid the weights already lie on (a source quantized them per tensor,
+    e.g. QONNX Quant at 8 bits), so int8 keeps the source's scale instead of requantizing; None
+    for ordinary float weights. Tries max|w| / k for the codes k a symmetric 8-bit grid can end on."""
+    w = np.asarray(w, np.float64).reshape(-1)
+    amax = float(np.max(np.abs(w))) if w.size else 0.0
+    if amax == 0.0:
+        return None
+    probe = w[:: max(1, w.size // 64)]
+    for k in range(127, 63, -1):
+        s = amax / k
+        if np.all(np.abs(probe / s - np.round(probe / s)) < 1e-3) and np.all(np.abs(w / s - np.round(w / s)) < 1e-3):
+            return float(np.float32(s))
+    return None
+
+
 def quantize_weights(w: np.ndarray, scales: np.ndarray, axis: int) -> np.ndarray:
     shape = [1] * w.ndim
     shape[axis] = -1

@@ -30,7 +30,7 @@ from ..ir.dtypes import DType
 from ..ir.graph import Graph, Op, Quant, Tensor
 from ..ir.ops import Attr, OpType
 from .numerics import (activation_qparams, code_thresholds, dequantize_values, quantize_bias,
-                       quantize_weights, weight_scales)
+                       quantize_weights, source_grid_scale, weight_scales)
 
 HEAVY = {OpType.CONV2D: 0, OpType.DEPTHWISE_CONV2D: 2, OpType.FULLY_CONNECTED: 0}  # -> weight channel axis
 # int8 in, int8 out with the input's scale and zero point (TFLite requires them equal)
@@ -183,7 +183,8 @@ class _Editor:
         `shift` (per output channel) is added to the bias."""
         axis = HEAVY[op.type]
         w = src.tensors[op.inputs[1]].data
-        ws = weight_scales(w, axis)
+        grid = source_grid_scale(w)
+        ws = weight_scales(w, axis) if grid is None else np.full(w.shape[axis], grid, np.float32)
         xs = float(self.g.tensors[x].quant.scale)
         b = op.inputs[2] if len(op.inputs) > 2 else None
         b = None if b is None else src.tensors[b].data
@@ -273,9 +274,16 @@ def rewrite_int8(graph: Graph, ranges: dict[int, tuple[float, float]], keep: set
             same[t] = ed.dequantize(q8[t], T[t].name)
         return same[t]
 
+    # a float tensor the source already quantized (QUANTIZE then DEQUANTIZE, e.g. QONNX Quant at
+    # 8 bits) keeps the source's codes and scale: no requantization
+    dequantized = {op.outputs[0]: op.inputs[0] for op in graph.ops
+                   if op.type is OpType.DEQUANTIZE and T[op.inputs[0]].quant is not None
+                   and not T[op.inputs[0]].quant.per_channel}
+
     def as_q8(t: int) -> int:
         if t not in q8:
-            q8[t] = ed.quantize(orig(t), _quant(ranges[t]), T[t].name)
+            src = dequantized.get(t)
+            q8[t] = orig(src) if src is not None else ed.quantize(orig(t), _quant(ranges[t]), T[t].name)
         return q8[t]
 
     def native_q8(t: int | None) -> bool:

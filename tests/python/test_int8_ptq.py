@@ -353,3 +353,25 @@ def test_calibration_from_image_folder(tmp_path):
     rep = convert(m, example_input=torch.zeros(1, 1, 28, 28), output=tmp_path / "b.ebnn",
                   preprocess={"grayscale": True, "scale": 1 / 255}, int8={"calibration": folder})
     assert rep.int8["calibration_samples"] == 8
+
+
+def test_qonnx_8bit_quant_keeps_the_source_scale(tmp_path):
+    """Activations the source quantized at 8 bits keep its codes and scale, and weights on an
+    8-bit grid stay exact: nothing is requantized."""
+    pytest.importorskip("onnx")
+    try:
+        from .test_convert_onnx import _qonnx_mlp
+    except ImportError:
+        from test_convert_onnx import _qonnx_mlp
+    src = _qonnx_mlp(tmp_path / "q8.onnx", 8, [-3.0, -1.0, 0.0, 2.0, 5.0], act_scale=0.05)
+    cal = np.random.default_rng(2).standard_normal((32, 16)).astype(np.float32)
+    convert(src, output=tmp_path / "q8.ebnn", int8={"calibration": cal})
+    g = load_graph(tmp_path / "q8.ebnn")
+    fc = next(op for op in g.ops if op.type is OpType.FULLY_CONNECTED)
+    x_t, w_t = g.tensors[fc.inputs[0]], g.tensors[fc.inputs[1]]
+    assert x_t.dtype is DType.I8 and float(x_t.quant.scale) == pytest.approx(0.05)
+    assert sum(op.type is OpType.QUANTIZE for op in g.ops) == 1  # the source's own
+    w_real = w_t.data.astype(np.float32) * w_t.quant.scale[:, None]
+    src_w = np.asarray(__import__("onnx").numpy_helper.to_array(
+        next(i for i in __import__("onnx").load(str(src)).graph.initializer if i.name == "w_raw")))
+    np.testing.assert_allclose(w_real, src_w.T, rtol=1e-6)
