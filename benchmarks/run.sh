@@ -19,3 +19,6 @@ echo "== float and int8 layers against XNNPACK called directly; HetConv against 
 python3 "$ROOT/benchmarks/kernels_float/run.py" --threads "$THREADS"
 echo "== whole network: Bi-Real-18 against its float twin"
 python3 "$ROOT/benchmarks/networks/run.py" --threads "$THREADS"
+echo "== post-training int8 against float and onnxruntime's static quantization (trains the models once:"
+echo "   about 45 minutes the first time, cached in build/int8-bench)"
+EDGEBNN_DATA="${EDGEBNN_DATA:-$ROOT/../shared/data}" python3 "$ROOT/benchmarks/int8/run.py"
