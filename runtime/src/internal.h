@@ -18,7 +18,7 @@
 #define EB_ARENA_READ_SLACK 64
 
 /* Which code runs a node, decided at load so a model can report it. */
-enum { EB_BACKEND_REF = 0, EB_BACKEND_BINARY, EB_BACKEND_XNNPACK, EB_BACKEND_HETCONV_FUSED };
+enum { EB_BACKEND_REF = 0, EB_BACKEND_BINARY, EB_BACKEND_XNNPACK, EB_BACKEND_HETCONV_FUSED, EB_BACKEND_Q8 };
 
 typedef struct {
   const char *name;
@@ -90,6 +90,7 @@ struct eb_session {
    * arena, or weights packed for a fused kernel */
   void **xnn_op;
   float **packed;
+  void **q8op; /* int8 layers on the q8 backend: packed weights and plans (q8_ops.c) */
   float *zero_row; /* read by fused kernels in place of padding */
 };
 

@@ -11,6 +11,7 @@
 #include "internal.h"
 #include "kernels.h"
 #include "ref/ref.h"
+#include "q8_ops.h"
 #include "xnn.h"
 
 static const char *const OP_NAMES[EB_OP_COUNT_] = {
@@ -27,9 +28,12 @@ const char *eb_op_backend(const eb_node *node) {
     case EB_BACKEND_BINARY: return eb_kernels_best()->name;
     case EB_BACKEND_XNNPACK: return "xnnpack";
     case EB_BACKEND_HETCONV_FUSED: return "hetconv-fused";
+    case EB_BACKEND_Q8: return eb_q8_backend_name();
     default: return "ref";
   }
 }
+
+static const eb_tensor *input(const eb_model *m, const eb_node *nd, int i);
 
 static int pick_backend(const eb_model *m, const eb_node *nd) {
   /* binary ops go through the run-time kernel pick (kernels.c) */
@@ -41,6 +45,11 @@ static int pick_backend(const eb_model *m, const eb_node *nd) {
     const char *env = getenv("EDGEBNN_KERNELS");
     return env && strcmp(env, "ref") == 0 ? EB_BACKEND_REF : EB_BACKEND_HETCONV_FUSED;
   }
+  if (eb_q8_supports(m, nd)) return EB_BACKEND_Q8;
+  /* XNNPACK requantizes int8 in float (not TFLite's fixed point): with q8 on, the int8 ops
+   * q8 lacks stay exact on ref, except max pooling, which XNNPACK computes exactly */
+  const eb_tensor *x = input(m, nd, 0);
+  if (x && x->dtype == EB_I8 && eb_q8_enabled() && nd->type != EB_OP_MAX_POOL2D) return EB_BACKEND_REF;
   if (eb_xnn_supports(m, nd)) return EB_BACKEND_XNNPACK;
   return EB_BACKEND_REF;
 }
@@ -598,6 +607,10 @@ eb_status eb_op_prepare(eb_session *s, const eb_node *nd, eb_error *err) {
   const eb_model *m = s->model;
   const int k = (int)(nd - m->nodes);
   if (nd->backend == EB_BACKEND_XNNPACK) return eb_xnn_create(s, nd, &s->xnn_op[k], err);
+  if (nd->backend == EB_BACKEND_Q8) {
+    const eb_q8_io q = q8_io(&m->tensors[nd->in[0]], &m->tensors[nd->out], &nd->p);
+    return eb_q8_create(s, nd, &q, &s->q8op[k], err);
+  }
   if (nd->backend == EB_BACKEND_HETCONV_FUSED) {
     eb_conv_geom g = geom_of(m, nd);
     const uint64_t floats = eb_hetconv_packed_floats(&g, nd->p.part);
@@ -616,6 +629,10 @@ void eb_op_run(const eb_session *s, const eb_node *nd) {
   const int node_ix = (int)(nd - m->nodes);
   if (s->xnn_op[node_ix]) {
     eb_xnn_run(s, s->xnn_op[node_ix]);
+    return;
+  }
+  if (s->q8op[node_ix]) {
+    eb_q8_run(s, nd, s->q8op[node_ix]);
     return;
   }
   const eb_tensor *x = &m->tensors[nd->in[0]], *y = &m->tensors[nd->out];

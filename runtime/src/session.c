@@ -7,6 +7,7 @@
 
 #include "bin_ops.h"
 #include "internal.h"
+#include "q8_ops.h"
 #include "xnn.h"
 
 void eb_session_options_init(eb_session_options *o) {
@@ -32,6 +33,7 @@ eb_status eb_session_create(const eb_model *m, const eb_session_options *opt, eb
   s->ptr = calloc((size_t)m->n_tensors + 1, sizeof *s->ptr);
   s->xnn_op = calloc((size_t)m->n_nodes + 1, sizeof *s->xnn_op);
   s->packed = calloc((size_t)m->n_nodes + 1, sizeof *s->packed);
+  s->q8op = calloc((size_t)m->n_nodes + 1, sizeof *s->q8op);
   size_t zero_floats = 1;
   for (int k = 0; k < m->n_nodes; k++)
     if (m->nodes[k].backend == EB_BACKEND_HETCONV_FUSED) {
@@ -39,7 +41,7 @@ eb_status eb_session_create(const eb_model *m, const eb_session_options *opt, eb
       if (c > zero_floats) zero_floats = c;
     }
   s->zero_row = calloc(zero_floats, sizeof *s->zero_row);
-  if (!s->arena || !s->ptr || !s->xnn_op || !s->packed || !s->zero_row) {
+  if (!s->arena || !s->ptr || !s->xnn_op || !s->packed || !s->q8op || !s->zero_row) {
     eb_session_free(s);
     return eb_fail(err, EB_ERR_NOMEM, "out of memory for a %zu-byte arena", bytes);
   }
@@ -73,6 +75,8 @@ void eb_session_free(eb_session *s) {
   if (!s) return;
   for (int k = 0; s->xnn_op && k < s->model->n_nodes; k++) eb_xnn_delete(s->xnn_op[k]);
   for (int k = 0; s->packed && k < s->model->n_nodes; k++) free(s->packed[k]);
+  for (int k = 0; s->q8op && k < s->model->n_nodes; k++) eb_q8_delete(s->q8op[k]);
+  free(s->q8op);
   free(s->xnn_op);
   free(s->packed);
   free(s->zero_row);

@@ -2,12 +2,13 @@
 the pools with int8 tensors, against the NumPy twin of TFLite's reference arithmetic
 (numpy_ref, "int8 layers").
 
-Each case runs twice in one process: on the reference kernels (EDGEBNN_XNNPACK=0 when
-the model loads), which must match NumPy bit for bit, and with XNNPACK allowed, where
-the layer runs through XNNPACK if the build has it. XNNPACK requantizes in float
-(round to nearest even after a float multiply) rather than TFLite's fixed-point
-multiplier, so its int8 outputs may differ by one; the test bounds that at 1 and
-checks most outputs are identical.
+Each case runs in one process on the reference kernels (EDGEBNN_KERNELS=ref when the model
+loads), on the default path (the q8 kernels for conv/FC/add, best variant for this CPU), on
+the portable q8 variant (EDGEBNN_Q8=portable), all of which must match NumPy bit for bit,
+and, where the build has XNNPACK, with the q8 backend off (EDGEBNN_Q8=0): XNNPACK
+requantizes in float (round to nearest even after a float multiply) rather than TFLite's
+fixed-point multiplier, so its int8 outputs may differ by one; the test bounds that at 1
+and checks most outputs are identical.
 """
 from __future__ import annotations
 
@@ -33,24 +34,39 @@ def i8(rng, *shape):
 
 
 def run_both(tmp_path, b, monkeypatch, *inputs):
-    """(outputs on ref, outputs with XNNPACK allowed, backends of the second run)."""
+    """{path: outputs} for ref, default, portable (and xnnpack where the build has it), and the
+    backends of the default run."""
     path = tmp_path / "m.ebnn"
     save(b.build(), path)
-    monkeypatch.setenv("EDGEBNN_XNNPACK", "0")
-    ref_rt = Runtime(path)
-    assert all(o.backend == "ref" for o in ref_rt.ops)
-    ref = ref_rt.run(*inputs)
-    monkeypatch.delenv("EDGEBNN_XNNPACK")
+    outs = {}
+    with monkeypatch.context() as mp:
+        mp.setenv("EDGEBNN_KERNELS", "ref")
+        mp.setenv("EDGEBNN_XNNPACK", "0")
+        ref_rt = Runtime(path)
+        assert all(o.backend == "ref" for o in ref_rt.ops)
+        outs["ref"] = ref_rt.run(*inputs)
     rt = Runtime(path)
-    return ref, rt.run(*inputs), [o.backend for o in rt.ops]
+    backends = [o.backend for o in rt.ops]
+    outs["default"] = rt.run(*inputs)
+    with monkeypatch.context() as mp:
+        mp.setenv("EDGEBNN_Q8", "portable")
+        outs["portable"] = Runtime(path).run(*inputs)
+    with monkeypatch.context() as mp:
+        mp.setenv("EDGEBNN_Q8", "0")
+        rt = Runtime(path)
+        if any(o.backend == "xnnpack" for o in rt.ops):
+            outs["xnnpack"] = rt.run(*inputs)
+    return outs, backends
 
 
-def check(ref, fast, want, backends):
-    assert ref.dtype == np.int8 and fast.dtype == np.int8
-    np.testing.assert_array_equal(ref, want)
-    d = np.abs(fast.astype(np.int32) - want.astype(np.int32))
-    assert d.max() <= 1, f"{backends}: int8 output off by {d.max()}"
-    assert (d == 0).mean() >= 0.9, f"{backends}: only {(d == 0).mean():.2%} of outputs exact"
+def check(outs, want, backends):
+    for path in ("ref", "default", "portable"):
+        assert outs[path].dtype == np.int8
+        np.testing.assert_array_equal(outs[path], want, err_msg=f"{path} path ({backends})")
+    if "xnnpack" in outs:
+        d = np.abs(outs["xnnpack"].astype(np.int32) - want.astype(np.int32))
+        assert d.max() <= 1, f"XNNPACK: int8 output off by {d.max()}"
+        assert (d == 0).mean() >= 0.9, f"XNNPACK: only {(d == 0).mean():.2%} of outputs exact"
     # outputs must not be saturated into meaninglessness: the scales below spread them
     assert len(np.unique(want)) > min(20, want.size // 2)
 
@@ -69,13 +85,16 @@ def deq(q, scale, zp=0, axis=None):
     return (q.astype(np.float64) - zp) * s
 
 
-def xnnpack_expected(backends, want_xnn=True):
+def q8_expected(backends, want_q8=True):
+    """The layer ran on the q8 kernels (or, want_q8=False, on ref: a shape q8 leaves there)."""
     try:
         import edgebnn._clib  # noqa: F401
     except ImportError:
         return
-    if want_xnn and "xnnpack" not in backends:
-        pytest.skip("this build has no XNNPACK: the int8 layer ran on the reference kernels")
+    if want_q8:
+        assert all(bk.startswith("q8-") for bk in backends), backends
+    else:
+        assert backends == ["ref"], backends
 
 
 # (n, ih, iw, ic, oc, kernel, strides, dilations, padding, groups, act, per_channel, bias)
@@ -105,10 +124,10 @@ def test_conv2d_i8(tmp_path, monkeypatch, n, ih, iw, ic, oc, k, s, d, padding, g
     xi = b.input("x", x.shape, dtype="i8", scale=SX, zero_point=ZX)
     b.output(b.conv2d(xi, b.const(w, scale=ws, axis=0), bias=bias, strides=s2, dilations=d2, padding=padding,
                       groups=groups, activation=act, out_scale=sy, out_zero_point=zy))
-    ref, fast, backends = run_both(tmp_path, b, monkeypatch, x)
+    outs, backends = run_both(tmp_path, b, monkeypatch, x)
     want = R.conv2d_i8(x, SX, ZX, w, ws, bias, sy, zy, s2, d2, pads, groups, *ACT[act])
-    check(ref, fast, want, backends)
-    xnnpack_expected(backends)
+    check(outs, want, backends)
+    q8_expected(backends, groups == 1)
 
 
 @pytest.mark.parametrize("c,m,k,s,padding,act", [(3, 1, 3, 1, "same", None), (32, 1, 3, 2, "same", "relu6"),
@@ -126,10 +145,10 @@ def test_depthwise_i8(tmp_path, monkeypatch, c, m, k, s, padding, act):
     xi = b.input("x", x.shape, dtype="i8", scale=SX, zero_point=ZX)
     b.output(b.depthwise_conv2d(xi, b.const(w, scale=ws, axis=2), bias=bias, strides=s, padding=padding,
                                 activation=act, out_scale=sy, out_zero_point=zy))
-    ref, fast, backends = run_both(tmp_path, b, monkeypatch, x)
+    outs, backends = run_both(tmp_path, b, monkeypatch, x)
     want = R.depthwise_conv2d_i8(x, SX, ZX, w, ws, bias, sy, zy, (s, s), (1, 1), pads, *ACT[act])
-    check(ref, fast, want, backends)
-    xnnpack_expected(backends)
+    check(outs, want, backends)
+    q8_expected(backends, m == 1)
 
 
 @pytest.mark.parametrize("n,k,o,act", [(1, 64, 10, None), (3, 130, 65, "relu"), (2, 1, 33, None)],
@@ -145,10 +164,10 @@ def test_fully_connected_i8(tmp_path, monkeypatch, n, k, o, act):
     xi = b.input("x", x.shape, dtype="i8", scale=SX, zero_point=ZX)
     b.output(b.fully_connected(xi, b.const(w, scale=ws, axis=0), bias=bias, activation=act, out_scale=sy,
                                out_zero_point=zy))
-    ref, fast, backends = run_both(tmp_path, b, monkeypatch, x)
+    outs, backends = run_both(tmp_path, b, monkeypatch, x)
     want = R.fully_connected_i8(x, SX, ZX, w, ws, bias, sy, zy, *ACT[act])
-    check(ref, fast, want, backends)
-    xnnpack_expected(backends)
+    check(outs, want, backends)
+    q8_expected(backends)
 
 
 @pytest.mark.parametrize("sa,za,sb,zb,sy,zy,act", [(0.05, -3, 0.03, 2, 0.08, 5, "relu"),
@@ -163,10 +182,10 @@ def test_add_i8(tmp_path, monkeypatch, sa, za, sb, zb, sy, zy, act):
     ai = b.input("a", a.shape, dtype="i8", scale=sa, zero_point=za)
     ci = b.input("c", c.shape, dtype="i8", scale=sb, zero_point=zb)
     b.output(b.add(ai, ci, activation=act, out_scale=sy, out_zero_point=zy))
-    ref, fast, backends = run_both(tmp_path, b, monkeypatch, a, c)
+    outs, backends = run_both(tmp_path, b, monkeypatch, a, c)
     want = R.add_i8(a, sa, za, c, sb, zb, sy, zy, *ACT[act])
-    check(ref, fast, want, backends)
-    xnnpack_expected(backends)
+    check(outs, want, backends)
+    q8_expected(backends)
 
 
 @pytest.mark.parametrize("kind,k,s,padding", [("max", 2, 2, "valid"), ("max", 3, 1, "same"), ("max", 3, 2, "same"),
@@ -184,19 +203,20 @@ def test_pool_i8(tmp_path, monkeypatch, kind, k, s, padding):
     else:
         b.output(b.avg_pool2d(xi, kernel=k, strides=s, padding=padding, count_include_pad=kind == "avg_incl_pad",
                               rounding="up" if kind == "avg_up" else "away"))
-    ref, fast, backends = run_both(tmp_path, b, monkeypatch, x)
+    outs, backends = run_both(tmp_path, b, monkeypatch, x)
     pads = pads_of(padding, 9, 8, k, k, (s, s), (1, 1))
     if kind == "max":
         want = R.max_pool2d_i8(x, k, s, pads)
-        np.testing.assert_array_equal(fast, want)  # a max has nothing to round
-        xnnpack_expected(backends)
+        # a max has nothing to round: XNNPACK (where the build has it) is exact too
+        for path, out in outs.items():
+            np.testing.assert_array_equal(out, want, err_msg=path)
     else:
         want = R.avg_pool2d_i8(x, ZX, k, s, pads, count_include_pad=kind == "avg_incl_pad",
                                rounding="up" if kind == "avg_up" else "away")
         if kind == "avg_up":   # the two roundings differ on negative ties: the test must see some
             assert (want != R.avg_pool2d_i8(x, ZX, k, s, pads)).any()
         assert backends == ["ref"]  # this XNNPACK has no int8 average pooling
-    check(ref, fast, want, backends)
+    check(outs, want, backends)
 
 
 @pytest.mark.parametrize("h,w,c", [(7, 7, 3), (4, 5, 65), (1, 1, 130)], ids=lambda v: str(v))
@@ -207,12 +227,13 @@ def test_global_avg_pool_i8(tmp_path, monkeypatch, h, w, c):
     b = GraphBuilder()
     xi = b.input("x", x.shape, dtype="i8", scale=SX, zero_point=ZX)
     b.output(b.global_avg_pool(xi, out_scale=sy, out_zero_point=zy))
-    ref, fast, backends = run_both(tmp_path, b, monkeypatch, x)
+    outs, backends = run_both(tmp_path, b, monkeypatch, x)
     want = R.global_avg_pool_i8(x, SX, ZX, sy, zy)
-    np.testing.assert_array_equal(ref, want)
-    d = np.abs(fast.astype(np.int32) - want.astype(np.int32))
-    assert d.max() <= 1
-    xnnpack_expected(backends)
+    for path in ("ref", "default", "portable"):  # XNNPACK's float requantization stays off by default
+        np.testing.assert_array_equal(outs[path], want, err_msg=path)
+    assert backends == ["ref"], backends
+    if "xnnpack" in outs:
+        assert np.abs(outs["xnnpack"].astype(np.int32) - want.astype(np.int32)).max() <= 1
 
 
 def test_int8_layer_errors():
@@ -231,7 +252,8 @@ def test_int8_layer_errors():
 @pytest.mark.parametrize("w_zp", [-128, -37, 0, 41, 127])
 def test_asymmetric_weights_i8(tmp_path, monkeypatch, kind, w_zp):
     """Per-tensor weights with a zero point (TFLite uint8 models shifted to int8): the reference
-    kernels subtract it exactly like TFLite's filter_offset; XNNPACK's symmetric qc8 never takes them."""
+    kernels subtract it exactly like TFLite's filter_offset, and the q8 kernels fold it into per-row
+    corrections; XNNPACK's symmetric qc8 never takes them."""
     rng = np.random.default_rng(abs(w_zp) * 3 + len(kind))
     b = GraphBuilder()
     ws = np.float32(0.02)
@@ -261,9 +283,9 @@ def test_asymmetric_weights_i8(tmp_path, monkeypatch, kind, w_zp):
             b.output(b.depthwise_conv2d(xv, b.const(w, scale=ws, zero_point=w_zp, axis=2), None, 1, 1, pads,
                                         out_scale=sy, out_zero_point=-4))
             want = R.depthwise_conv2d_i8(x, SX, ZX, w, ws, None, sy, -4, (1, 1), (1, 1), pads, w_zp=w_zp)
-    ref, fast, backends = run_both(tmp_path, b, monkeypatch, x)
-    np.testing.assert_array_equal(ref, want)
-    if w_zp != 0:
-        assert backends[0] == "ref", backends
-        np.testing.assert_array_equal(fast, want)
+    outs, backends = run_both(tmp_path, b, monkeypatch, x)
+    for path in ("ref", "default", "portable"):
+        np.testing.assert_array_equal(outs[path], want, err_msg=path)
+    q8_expected(backends)
+    assert "xnnpack" not in outs or w_zp == 0
     assert len(np.unique(want)) > 10

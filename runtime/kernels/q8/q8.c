@@ -1,0 +1,143 @@
+/* Portable int8 kernels (the target's baseline ISA), weight packing and the run-time
+ * pick of the int8 variant. */
+#include <stdlib.h>
+#include <string.h>
+
+#define EB_Q8_SUFFIX portable
+#define EB_Q8_WITH_GEMM
+#include "q8/q8_impl.h"
+
+static int round_up(int v, int m) { return (v + m - 1) / m * m; }
+
+size_t eb_q8_packed_bytes(int k, int oc) {
+  /* the VNNI layout pads k to whole groups of 4; the portable one fits inside that */
+  return (size_t)round_up(k, 4) * (size_t)round_up(oc, EB_Q8_BLOCK);
+}
+
+int32_t eb_q8_pack_gemm(const eb_q8_kernels *ks, int k, int oc, const int8_t *w, int32_t w_zp, const int32_t *bias,
+                        int32_t x_zp, void *packed, int32_t *colterm) {
+  const int ocp = round_up(oc, EB_Q8_BLOCK), kp = ks->vnni ? round_up(k, 4) : k;
+  uint8_t *out = packed;
+  memset(out, 0, eb_q8_packed_bytes(k, oc));
+  for (int o = 0; o < ocp; o++) {
+    const int blk = o / EB_Q8_BLOCK, p = blk / EB_Q8_NB, j = o % (EB_Q8_BLOCK * EB_Q8_NB);
+    const int blocks = ocp / EB_Q8_BLOCK, nb = blocks - p * EB_Q8_NB < EB_Q8_NB ? blocks - p * EB_Q8_NB : EB_Q8_NB;
+    uint8_t *panel = out + (size_t)p * EB_Q8_NB * EB_Q8_BLOCK * kp;
+    if (o >= oc) {
+      colterm[o] = 0;
+      continue; /* padding channels: zero weights (also zero as u8), never stored */
+    }
+    const int8_t *wo = w + (size_t)o * k;
+    uint32_t sum = 0;
+    for (int i = 0; i < k; i++) {
+      sum += (uint32_t)(int32_t)wo[i];
+      if (ks->vnni) panel[((size_t)(i / 4) * nb * EB_Q8_BLOCK + j) * 4 + i % 4] = (uint8_t)(wo[i] + 128);
+      else panel[(size_t)i * nb * EB_Q8_BLOCK + j] = (uint8_t)wo[i];
+    }
+    /* colterm = bias - x_zp * (sum w - k w_zp), modulo 2^32 (see q8.h) */
+    const uint32_t wsum = sum - (uint32_t)k * (uint32_t)w_zp;
+    colterm[o] = (int32_t)((uint32_t)(bias ? bias[o] : 0) - (uint32_t)x_zp * wsum);
+  }
+  return (int32_t)((uint32_t)w_zp + (ks->vnni ? 128u : 0u));
+}
+
+void eb_q8_fill_requant(int oc, int ocp, const int32_t *q, const int *shift, int32_t *mult, int32_t *lsh,
+                        int32_t *rsh) {
+  for (int o = 0; o < ocp; o++) {
+    const int s = o < oc ? shift[o] : 0;
+    mult[o] = o < oc ? q[o] : 0;
+    lsh[o] = s > 0 ? (s > 32 ? 32 : s) : 0;
+    rsh[o] = s > 0 ? 0 : -s;
+  }
+}
+
+static void split(int32_t q, int shift, int32_t *m, int32_t *l, int32_t *r) {
+  *m = q;
+  *l = shift > 0 ? (shift > 32 ? 32 : shift) : 0;
+  *r = shift > 0 ? 0 : -shift;
+}
+
+void eb_q8_add_init(eb_q8_add *a, float a_scale, int32_t a_zp, float b_scale, int32_t b_zp, float y_scale,
+                    const eb_q8_io *q) {
+  /* the same multipliers as eb_ref_add_i8, computed once */
+  const double twice_max = 2.0 * (double)(a_scale > b_scale ? a_scale : b_scale);
+  int32_t m;
+  int s;
+  memset(a, 0, sizeof *a);
+  a->a_zp = a_zp;
+  a->b_zp = b_zp;
+  eb_quantize_multiplier((double)a_scale / twice_max, &m, &s);
+  split(m, s, &a->ma, &a->la, &a->ra);
+  eb_quantize_multiplier((double)b_scale / twice_max, &m, &s);
+  split(m, s, &a->mb, &a->lb, &a->rb);
+  eb_quantize_multiplier(twice_max / ((double)(1 << 20) * (double)y_scale), &m, &s);
+  split(m, s, &a->my, &a->ly, &a->ry);
+  a->out_zp = q->out_zp;
+  a->act_min = q->act_min;
+  a->act_max = q->act_max;
+}
+
+void eb_q8_dw_biases(int taps, int c, int cp, const int32_t *w, const int32_t *bias, int32_t in_zp, int32_t *bias_out,
+                     int32_t *bias_in) {
+  for (int ch = 0; ch < cp; ch++) {
+    uint32_t sum = 0;
+    for (int t = 0; t < taps; t++) sum += (uint32_t)w[(size_t)t * cp + ch];
+    bias_out[ch] = bias && ch < c ? bias[ch] : 0;
+    bias_in[ch] = (int32_t)((uint32_t)bias_out[ch] - (uint32_t)in_zp * sum);
+  }
+}
+
+void eb_q8_im2col(const eb_conv_geom *g, const int8_t *x, int32_t x_zp, size_t p0, size_t p1, int8_t *buf,
+                  size_t stride) {
+  const size_t hw = (size_t)g->oh * g->ow, run = (size_t)g->ic;
+  for (size_t p = p0; p < p1; p++) {
+    const int b = (int)(p / hw), oy = (int)(p % hw / g->ow), ox = (int)(p % g->ow);
+    int8_t *row = buf + (p - p0) * stride;
+    for (int ky = 0; ky < g->kh; ky++) {
+      const int iy = oy * g->sh - g->pt + ky * g->dh;
+      for (int kx = 0; kx < g->kw; kx++, row += run) {
+        const int ix = ox * g->sw - g->pl + kx * g->dw;
+        if (iy < 0 || iy >= g->ih || ix < 0 || ix >= g->iw) memset(row, (int)(int8_t)x_zp, run);
+        else memcpy(row, x + (((size_t)b * g->ih + iy) * g->iw + ix) * run, run);
+      }
+    }
+  }
+}
+
+/* ---- run-time pick ------------------------------------------------------------------ */
+
+static const eb_q8_kernels ALL[] = {
+    {"q8-portable", 0, 0, eb_q8_gemm_portable, eb_q8_dw_rows_portable, eb_q8_add_portable},
+#if defined(EB_HAVE_X86_KERNELS)
+    {"q8-avx512vnni", 1, 2, eb_q8_gemm_avx512vnni, eb_q8_dw_rows_avx512, eb_q8_add_avx512},
+#endif
+};
+#define N_ALL ((int)(sizeof ALL / sizeof ALL[0]))
+
+/* Each variant needs more than the one before it, so what a CPU runs is a prefix of ALL. */
+static int cpu_has(const eb_q8_kernels *k) {
+#if defined(EB_HAVE_X86_KERNELS)
+  if (k->isa == 2)
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avx512f") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni");
+#endif
+  return k->isa == 0;
+}
+
+const eb_q8_kernels *eb_q8_list(int *count) {
+  int n = 0;
+  while (n < N_ALL && cpu_has(&ALL[n])) n++;
+  *count = n;
+  return ALL;
+}
+
+const eb_q8_kernels *eb_q8_best(void) {
+  int n;
+  const eb_q8_kernels *ks = eb_q8_list(&n);
+  const char *force = getenv("EDGEBNN_Q8");
+  if (force && !strcmp(force, "portable")) return &ks[0];
+  for (int i = 0; force && i < n; i++)
+    if (!strcmp(force, ks[i].name)) return &ks[i];
+  return &ks[n - 1];
+}

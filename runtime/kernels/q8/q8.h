@@ -1,0 +1,130 @@
+/*
+ * Fast int8 kernels with TFLite's exact fixed-point requantization: the same
+ * bytes as the reference kernels in ref/ref_int8.c (tests/c/test_q8_kernels.c
+ * checks every variant against them), at GEMM speed.
+ *
+ * The accumulator of a conv/FC output is
+ *   acc = bias + sum_k (x_k - x_zp) (w_k - w_zp)
+ *       = colterm[o] + sum_k x'_k w'_k - rowcoef * sum_k x_k
+ * where the kernel multiplies stored codes x' = x and w' = w (portable) or
+ * w' = w + 128 as unsigned bytes (AVX512-VNNI's vpdpbusd multiplies u8 by s8);
+ * colterm[o] = bias[o] - x_zp * (sum_k w_k - K w_zp) and rowcoef = w_zp (+ 128
+ * for the u8 weights) are fixed per session. Every step wraps modulo 2^32, so
+ * the result equals the reference's exact int32 accumulator (which the op layer
+ * proved cannot overflow), whatever the size of the intermediate terms.
+ *
+ * Requantization is TFLite's MultiplyByQuantizedMultiplier, rewritten without
+ * branches: SaturatingRoundingDoublingHighMul(a, q) with q >= 0 is exactly
+ * (a * q + 2^30) >> 31 (floor); the nudge 1 - 2^30 for negative products followed
+ * by truncation toward zero gives the same integer. RoundingDivideByPOT follows.
+ */
+#ifndef EDGEBNN_Q8_H
+#define EDGEBNN_Q8_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ref/ref.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Output channels are processed in blocks of 16 (one 16-lane vector of int32),
+ * panels of up to EB_Q8_NB blocks share one stream of packed weights. */
+#define EB_Q8_BLOCK 16
+#define EB_Q8_NB 4
+
+/* Per output channel requantization, padded to a multiple of EB_Q8_BLOCK. */
+typedef struct {
+  const int32_t *mult; /* TFLite multiplier, >= 0 */
+  const int32_t *lsh;  /* max(shift, 0), capped at 32 (all bits shifted out, as ref) */
+  const int32_t *rsh;  /* max(-shift, 0) */
+  int32_t out_zp, act_min, act_max;
+} eb_q8_requant;
+
+/* A conv/FC as y[rows][oc] = requant(x[rows][k] . w[oc][k]). */
+typedef struct {
+  int k, oc;
+  int ocp;            /* oc rounded up to EB_Q8_BLOCK */
+  const void *w;      /* packed by eb_q8_pack_gemm for the variant */
+  const int32_t *colterm; /* [ocp] */
+  int32_t rowcoef;
+  eb_q8_requant rq;
+} eb_q8_gemm;
+
+/* Depthwise conv with one output channel per input channel (no depth multiplier). */
+typedef struct {
+  eb_conv_geom g;
+  int cp;             /* channels rounded up to EB_Q8_BLOCK */
+  const int32_t *w;   /* [kh*kw][cp]: w - w_zp, zero padded */
+  const int32_t *bias; /* [cp] (zeros when the layer has none) */
+  /* [cp]: bias - in_zp * sum of the channel's kh*kw weights, for windows wholly inside the
+   * input, which then multiply the codes x as they are (no zero point to subtract) */
+  const int32_t *bias_in;
+  int32_t in_zp;
+  eb_q8_requant rq;
+} eb_q8_dw;
+
+/* TFLite's quantized ADD (see eb_ref_add_i8) with its multipliers resolved. */
+typedef struct {
+  int32_t a_zp, b_zp;
+  int32_t ma, la, ra, mb, lb, rb, my, ly, ry;
+  int32_t out_zp, act_min, act_max;
+} eb_q8_add;
+
+typedef struct {
+  const char *name; /* reported by eb_op_backend */
+  int vnni;         /* packed layout: 1 = [k/4][16][4] u8 (w + 128), 0 = [k][16] s8 */
+  int isa;          /* what the CPU must have: 0 baseline, 2 AVX-512 with VNNI */
+  /* rows of x (row stride x_stride bytes) to rows of y (stride y_stride) */
+  void (*gemm)(const eb_q8_gemm *g, size_t rows, const int8_t *x, size_t x_stride, int8_t *y, size_t y_stride);
+  /* output rows [r0, r1) of n*oh */
+  void (*dw_rows)(const eb_q8_dw *d, const int8_t *x, int8_t *y, int r0, int r1);
+  void (*add)(const eb_q8_add *a, size_t count, const int8_t *x, const int8_t *b, int8_t *y);
+} eb_q8_kernels;
+
+/* Variants this CPU can run, best last (the portable one is always first). */
+const eb_q8_kernels *eb_q8_list(int *count);
+/* The best; EDGEBNN_Q8=portable (environment) forces the baseline build, EDGEBNN_Q8=<name>
+ * (e.g. q8-avx512vnni) one this CPU runs. */
+const eb_q8_kernels *eb_q8_best(void);
+
+/* Bytes of packed weights for k x oc (either layout). */
+size_t eb_q8_packed_bytes(int k, int oc);
+/* Packs w[oc][k] (zero point w_zp) for variant ks; fills colterm[ocp] from bias
+ * (nullable) and x_zp, and returns rowcoef. */
+int32_t eb_q8_pack_gemm(const eb_q8_kernels *ks, int k, int oc, const int8_t *w, int32_t w_zp, const int32_t *bias,
+                        int32_t x_zp, void *packed, int32_t *colterm);
+/* mult/lsh/rsh[ocp] from TFLite's (q, shift) pairs; padding channels get 0. */
+void eb_q8_fill_requant(int oc, int ocp, const int32_t *q, const int *shift, int32_t *mult, int32_t *lsh,
+                        int32_t *rsh);
+void eb_q8_add_init(eb_q8_add *a, float a_scale, int32_t a_zp, float b_scale, int32_t b_zp, float y_scale,
+                    const eb_q8_io *q);
+
+/* Fills bias[cp] and bias_in[cp] of a depthwise plan from the layer's bias (nullable) and
+ * its packed weights w[kh*kw][cp]. */
+void eb_q8_dw_biases(int taps, int c, int cp, const int32_t *w, const int32_t *bias, int32_t in_zp, int32_t *bias_out,
+                     int32_t *bias_in);
+
+/* Output pixels [p0, p1) of a groups=1 conv as GEMM rows of kh*kw*ic codes (row i at
+ * buf + i * stride, i from 0), taps in the padding filled with x_zp (real 0). */
+void eb_q8_im2col(const eb_conv_geom *g, const int8_t *x, int32_t x_zp, size_t p0, size_t p1, int8_t *buf,
+                  size_t stride);
+
+/* The variants (declared for tests and benchmarks). */
+void eb_q8_gemm_portable(const eb_q8_gemm *g, size_t rows, const int8_t *x, size_t x_stride, int8_t *y,
+                         size_t y_stride);
+void eb_q8_dw_rows_portable(const eb_q8_dw *d, const int8_t *x, int8_t *y, int r0, int r1);
+void eb_q8_add_portable(const eb_q8_add *a, size_t count, const int8_t *x, const int8_t *b, int8_t *y);
+#if defined(EB_HAVE_X86_KERNELS)
+void eb_q8_gemm_avx512vnni(const eb_q8_gemm *g, size_t rows, const int8_t *x, size_t x_stride, int8_t *y,
+                           size_t y_stride);
+void eb_q8_dw_rows_avx512(const eb_q8_dw *d, const int8_t *x, int8_t *y, int r0, int r1);
+void eb_q8_add_avx512(const eb_q8_add *a, size_t count, const int8_t *x, const int8_t *b, int8_t *y);
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* EDGEBNN_Q8_H */

@@ -1,0 +1,263 @@
+/* int8 kernel tests: every variant of q8.h this CPU runs (portable, AVX512-VNNI) against
+ * the reference int8 kernels, bit for bit: GEMM as FULLY_CONNECTED and, through
+ * im2col, as KxK conv; depthwise conv; add. Shapes cover channel counts 1..130 (odd ones
+ * and either side of the 16-lane blocks and 64-channel panels), k not a multiple of 4,
+ * row counts off the 4-row tiles, strides, padding, dilation, per-tensor weights with a
+ * zero point and per-channel symmetric ones, fused activations, and multipliers above
+ * and below 1 (left and right shifts). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "q8/q8.h"
+#include "ref/ref.h"
+
+#include "check.h"
+
+static uint64_t rng_state = UINT64_C(0x9e3779b97f4a7c15);
+static uint32_t rnd(void) {
+  rng_state ^= rng_state >> 12;
+  rng_state ^= rng_state << 25;
+  rng_state ^= rng_state >> 27;
+  return (uint32_t)((rng_state * UINT64_C(2685821657736338717)) >> 32);
+}
+static int rint_in(int lo, int hi) { return lo + (int)(rnd() % (uint32_t)(hi - lo + 1)); }
+static double rnd01(void) { return (double)rnd() / 4294967296.0; }
+static void fill(int8_t *p, size_t n) {
+  for (size_t i = 0; i < n; i++) p[i] = (int8_t)rint_in(-128, 127);
+}
+
+static const int CH[] = {1, 3, 8, 16, 17, 63, 64, 65, 130};
+#define NCH ((int)(sizeof CH / sizeof CH[0]))
+
+/* Quantization of one random layer: scales give multipliers from ~2^-12 to ~4. */
+typedef struct {
+  eb_q8_io q;
+  int per_channel;
+  float in_scale, out_scale, *w_scale;
+  int32_t *mult, *bias;
+  int *shift;
+} layer_q;
+
+static void make_q(layer_q *L, int oc, int taps) {
+  L->per_channel = rnd() & 1;
+  L->q.in_zp = rint_in(-128, 127);
+  L->q.out_zp = rint_in(-128, 127);
+  L->q.w_zp = L->per_channel ? 0 : rint_in(-128, 127);
+  L->q.act_min = -128;
+  L->q.act_max = 127;
+  switch (rnd() % 3) {
+    case 1: L->q.act_min = L->q.out_zp; break; /* relu */
+    case 2: L->q.act_min = rint_in(-128, 0), L->q.act_max = rint_in(1, 127); break;
+  }
+  L->in_scale = (float)(0.01 + rnd01() * 0.1);
+  /* outputs spread across the int8 range: out_scale ~ in_scale * w_scale * sqrt(taps) * 128,
+   * times a factor that also forces left shifts (multiplier >= 1) now and then */
+  const double spread = (rnd() % 5 == 0) ? 0.1 : 1.0 + rnd01() * 40.0;
+  L->w_scale = malloc(sizeof(float) * (size_t)oc);
+  for (int o = 0; o < oc; o++) L->w_scale[o] = (float)(0.002 + rnd01() * 0.02);
+  L->out_scale = (float)(L->in_scale * 0.01 * sqrt((double)taps) * 128.0 * spread / 40.0);
+  L->mult = malloc(sizeof(int32_t) * (size_t)oc);
+  L->shift = malloc(sizeof(int) * (size_t)oc);
+  eb_q8_channel_multipliers(oc, L->in_scale, L->w_scale, L->per_channel, L->out_scale, L->mult, L->shift);
+  L->bias = malloc(sizeof(int32_t) * (size_t)oc);
+  for (int o = 0; o < oc; o++) L->bias[o] = rint_in(-20000, 20000);
+}
+
+static void free_q(layer_q *L) { free(L->w_scale), free(L->mult), free(L->shift), free(L->bias); }
+
+/* The GEMM plan, as the op layer builds it. */
+typedef struct {
+  eb_q8_gemm g;
+  void *packed;
+  int32_t *colterm, *mult, *lsh, *rsh;
+} gemm_plan;
+
+static void make_gemm(gemm_plan *P, const eb_q8_kernels *ks, int k, int oc, const int8_t *w, const layer_q *L,
+                      int with_bias) {
+  const int ocp = (oc + 15) / 16 * 16;
+  P->packed = malloc(eb_q8_packed_bytes(k, oc));
+  P->colterm = malloc(sizeof(int32_t) * (size_t)ocp);
+  P->mult = malloc(sizeof(int32_t) * (size_t)ocp);
+  P->lsh = malloc(sizeof(int32_t) * (size_t)ocp);
+  P->rsh = malloc(sizeof(int32_t) * (size_t)ocp);
+  const int32_t rowcoef =
+      eb_q8_pack_gemm(ks, k, oc, w, L->q.w_zp, with_bias ? L->bias : NULL, L->q.in_zp, P->packed, P->colterm);
+  eb_q8_fill_requant(oc, ocp, L->mult, L->shift, P->mult, P->lsh, P->rsh);
+  P->g = (eb_q8_gemm){k, oc, ocp, P->packed, P->colterm, rowcoef,
+                      {P->mult, P->lsh, P->rsh, L->q.out_zp, L->q.act_min, L->q.act_max}};
+}
+
+static void free_gemm(gemm_plan *P) { free(P->packed), free(P->colterm), free(P->mult), free(P->lsh), free(P->rsh); }
+
+static int first_diff(const int8_t *a, const int8_t *b, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (a[i] != b[i]) return (int)i;
+  return -1;
+}
+
+static void test_fc(const eb_q8_kernels *ks, int rows, int k, int oc) {
+  layer_q L;
+  make_q(&L, oc, k);
+  const int with_bias = rnd() % 4 != 0;
+  int8_t *x = malloc((size_t)rows * k), *w = malloc((size_t)oc * k);
+  int8_t *want = malloc((size_t)rows * oc), *got = malloc((size_t)rows * oc);
+  fill(x, (size_t)rows * k);
+  fill(w, (size_t)oc * k);
+  eb_ref_fc_i8(rows, k, oc, x, w, with_bias ? L.bias : NULL, L.mult, L.shift, &L.q, want);
+  gemm_plan P;
+  make_gemm(&P, ks, k, oc, w, &L, with_bias);
+  memset(got, 0x55, (size_t)rows * oc);
+  ks->gemm(&P.g, (size_t)rows, x, (size_t)k, got, (size_t)oc);
+  const int d = first_diff(want, got, (size_t)rows * oc);
+  CHECK(d < 0, "%s fc rows=%d k=%d oc=%d per_channel=%d w_zp=%d: [%d] got %d want %d", ks->name, rows, k, oc,
+        L.per_channel, (int)L.q.w_zp, d, d < 0 ? 0 : got[d], d < 0 ? 0 : want[d]);
+  free_gemm(&P);
+  free(x), free(w), free(want), free(got);
+  free_q(&L);
+}
+
+static void test_conv(const eb_q8_kernels *ks, int n, int ih, int iw, int ic, int oc, int k, int s, int d, int pad) {
+  const int span = (k - 1) * d + 1;
+  eb_conv_geom g = {n, ih, iw, ic, (ih + 2 * pad - span) / s + 1, (iw + 2 * pad - span) / s + 1, oc, k, k, s, s, d,
+                    d, pad, pad, 1};
+  if (g.oh < 1 || g.ow < 1) return;
+  const int taps = k * k * ic;
+  layer_q L;
+  make_q(&L, oc, taps);
+  const size_t nx = (size_t)n * ih * iw * ic, pixels = (size_t)n * g.oh * g.ow, ny = pixels * oc;
+  int8_t *x = malloc(nx), *w = malloc((size_t)oc * taps), *want = malloc(ny), *got = malloc(ny);
+  int8_t *cols = malloc(pixels * (size_t)taps);
+  fill(x, nx);
+  fill(w, (size_t)oc * taps);
+  eb_ref_conv2d_i8(&g, x, w, L.bias, L.mult, L.shift, &L.q, want);
+  gemm_plan P;
+  make_gemm(&P, ks, taps, oc, w, &L, 1);
+  /* two halves, as two threads would split the pixels */
+  const size_t half = pixels / 2;
+  eb_q8_im2col(&g, x, L.q.in_zp, 0, half, cols, (size_t)taps);
+  eb_q8_im2col(&g, x, L.q.in_zp, half, pixels, cols + half * taps, (size_t)taps);
+  ks->gemm(&P.g, pixels, cols, (size_t)taps, got, (size_t)oc);
+  const int e = first_diff(want, got, ny);
+  CHECK(e < 0, "%s conv n=%d %dx%dx%d oc=%d k=%d s=%d d=%d pad=%d w_zp=%d: [%d] got %d want %d", ks->name, n, ih, iw,
+        ic, oc, k, s, d, pad, (int)L.q.w_zp, e, e < 0 ? 0 : got[e], e < 0 ? 0 : want[e]);
+  free_gemm(&P);
+  free(x), free(w), free(want), free(got), free(cols);
+  free_q(&L);
+}
+
+static void test_dw(const eb_q8_kernels *ks, int n, int ih, int iw, int c, int k, int s, int d, int pad) {
+  const int span = (k - 1) * d + 1;
+  eb_conv_geom g = {n, ih, iw, c, (ih + 2 * pad - span) / s + 1, (iw + 2 * pad - span) / s + 1, c, k, k, s, s, d, d,
+                    pad, pad, 1};
+  if (g.oh < 1 || g.ow < 1) return;
+  layer_q L;
+  make_q(&L, c, k * k);
+  const int with_bias = rnd() % 4 != 0, cp = (c + 15) / 16 * 16;
+  const size_t nx = (size_t)n * ih * iw * c, ny = (size_t)n * g.oh * g.ow * c;
+  int8_t *x = malloc(nx), *w = malloc((size_t)k * k * c), *want = malloc(ny), *got = malloc(ny);
+  fill(x, nx);
+  fill(w, (size_t)k * k * c);
+  eb_ref_dwconv2d_i8(&g, x, w, with_bias ? L.bias : NULL, L.mult, L.shift, &L.q, want);
+  int32_t *wq = calloc((size_t)k * k * cp, sizeof(int32_t)), *bq = calloc((size_t)cp, sizeof(int32_t));
+  int32_t *mult = malloc(sizeof(int32_t) * cp), *lsh = malloc(sizeof(int32_t) * cp), *rsh = malloc(sizeof(int32_t) * cp);
+  for (int t = 0; t < k * k; t++)
+    for (int ch = 0; ch < c; ch++) wq[(size_t)t * cp + ch] = w[(size_t)t * c + ch] - L.q.w_zp;
+  int32_t *bin = malloc(sizeof(int32_t) * cp);
+  eb_q8_dw_biases(k * k, c, cp, wq, with_bias ? L.bias : NULL, L.q.in_zp, bq, bin);
+  eb_q8_fill_requant(c, cp, L.mult, L.shift, mult, lsh, rsh);
+  eb_q8_dw D = {g, cp, wq, bq, bin, L.q.in_zp, {mult, lsh, rsh, L.q.out_zp, L.q.act_min, L.q.act_max}};
+  const int rows = n * g.oh, mid = rows / 2;
+  ks->dw_rows(&D, x, got, 0, mid);
+  ks->dw_rows(&D, x, got, mid, rows);
+  const int e = first_diff(want, got, ny);
+  CHECK(e < 0, "%s dw n=%d %dx%dx%d k=%d s=%d d=%d pad=%d w_zp=%d: [%d] got %d want %d", ks->name, n, ih, iw, c, k,
+        s, d, pad, (int)L.q.w_zp, e, e < 0 ? 0 : got[e], e < 0 ? 0 : want[e]);
+  free(x), free(w), free(want), free(got), free(wq), free(bq), free(bin), free(mult), free(lsh), free(rsh);
+  free_q(&L);
+}
+
+static void test_add(const eb_q8_kernels *ks, size_t count) {
+  int8_t *a = malloc(count), *b = malloc(count), *want = malloc(count), *got = malloc(count);
+  fill(a, count);
+  fill(b, count);
+  const float sa = (float)(0.01 + rnd01() * 0.2), sb = (float)(0.01 + rnd01() * 0.2);
+  const float sy = (float)((sa + sb) * (0.3 + rnd01() * 2.0));
+  eb_q8_io q = {rint_in(-128, 127), rint_in(-128, 127), -128, 127, 0};
+  if (rnd() & 1) q.act_min = q.out_zp;
+  const int32_t za = q.in_zp, zb = rint_in(-128, 127);
+  eb_ref_add_i8(count, a, sa, za, b, sb, zb, sy, &q, want);
+  eb_q8_add A;
+  eb_q8_add_init(&A, sa, za, sb, zb, sy, &q);
+  ks->add(&A, count, a, b, got);
+  const int e = first_diff(want, got, count);
+  CHECK(e < 0, "%s add count=%zu: [%d] got %d want %d", ks->name, count, e, e < 0 ? 0 : got[e], e < 0 ? 0 : want[e]);
+  free(a), free(b), free(want), free(got);
+}
+
+/* The requantization on its own, over accumulators and multipliers at the edges of int32. */
+static void test_requant_edges(const eb_q8_kernels *ks) {
+  static const int32_t accs[] = {0, 1, -1, 2, -2, 3, -3, 1 << 20, -(1 << 20), INT32_MAX, INT32_MIN, INT32_MIN + 1,
+                                 0x40000000, -0x40000000, 12345678, -12345678, 0x3fffffff, -0x3fffffff};
+  const int nacc = (int)(sizeof accs / sizeof accs[0]);
+  static const double ms[] = {1e-9, 1.0 / 3, 0.5, 0.25, 0.999999, 1.0, 1.5, 3.0, 255.0, 1e-3, 7.5e-5};
+  for (int mi = 0; mi < (int)(sizeof ms / sizeof ms[0]); mi++) {
+    int32_t q;
+    int sh;
+    eb_quantize_multiplier(ms[mi], &q, &sh);
+    /* FC with k = 1, x = 1 (zp 0), w = 1: acc = bias, so the bias carries the edge value */
+    layer_q L = {{0, rint_in(-5, 5), -128, 127, 0}, 1, 1.0f, 1.0f, NULL, NULL, NULL, NULL};
+    const int oc = 16;
+    L.mult = malloc(sizeof(int32_t) * oc), L.shift = malloc(sizeof(int) * oc), L.bias = malloc(sizeof(int32_t) * oc);
+    for (int r = 0; r < nacc; r += oc) {
+      for (int o = 0; o < oc; o++) L.mult[o] = q, L.shift[o] = sh, L.bias[o] = accs[(r + o) % nacc];
+      int8_t x[1] = {1}, w[16], want[16], got[16];
+      memset(w, 0, sizeof w);
+      eb_ref_fc_i8(1, 1, oc, x, w, L.bias, L.mult, L.shift, &L.q, want);
+      gemm_plan P;
+      make_gemm(&P, ks, 1, oc, w, &L, 1);
+      ks->gemm(&P.g, 1, x, 1, got, oc);
+      const int e = first_diff(want, got, oc);
+      CHECK(e < 0, "%s requant m=%g acc=%d: got %d want %d", ks->name, ms[mi], e < 0 ? 0 : (int)L.bias[e],
+            e < 0 ? 0 : got[e], e < 0 ? 0 : want[e]);
+      free_gemm(&P);
+    }
+    free(L.mult), free(L.shift), free(L.bias);
+  }
+}
+
+int main(void) {
+  int nk;
+  const eb_q8_kernels *ks = eb_q8_list(&nk);
+  for (int v = 0; v < nk; v++) {
+    const eb_q8_kernels *K = &ks[v];
+    printf("variant %s\n", K->name);
+    test_requant_edges(K);
+    static const int ROWS[] = {1, 3, 4, 5, 17, 63, 64, 65, 130};
+    static const int KS[] = {1, 3, 4, 5, 8, 16, 27, 63, 64, 65, 130, 300};
+    for (int i = 0; i < 9; i++)
+      for (int j = 0; j < 12; j++)
+        for (int c = 0; c < NCH; c++)
+          if ((i + j + c) % 3 == 0) test_fc(K, ROWS[i], KS[j], CH[c]);
+    for (int c = 0; c < NCH; c++) {
+      const int ic = CH[c];
+      test_conv(K, 1, 9, 7, ic, CH[(c + 3) % NCH], 3, 2, 1, 1); /* stem-like */
+      test_conv(K, 2, 6, 5, ic, CH[(c + 5) % NCH], 3, 1, 1, 1);
+      test_conv(K, 1, 8, 8, ic, CH[(c + 1) % NCH], 5, 1, 2, 2);
+      test_conv(K, 1, 7, 5, ic, CH[(c + 7) % NCH], 1, 2, 1, 0);
+      test_conv(K, 1, 4, 3, ic, CH[c], 2, 1, 1, 0);
+      for (int s = 1; s <= 2; s++)
+        for (int pad = 0; pad <= 2; pad++) {
+          test_dw(K, 1, 9, 8, ic, 3, s, 1, pad);
+          test_dw(K, 2, 5, 7, ic, 3, s, 2, pad);
+        }
+      test_dw(K, 1, 11, 10, ic, 5, 2, 1, 2);
+      test_dw(K, 1, 3, 3, ic, 3, 1, 1, 1);
+    }
+    static const size_t COUNTS[] = {1, 3, 15, 16, 17, 64, 65, 1000, 4099};
+    for (int i = 0; i < 9; i++)
+      for (int t = 0; t < 3; t++) test_add(K, COUNTS[i]);
+  }
+  printf("%d passed, %d failed\n", checks - failures, failures);
+  return failures != 0;
+}
