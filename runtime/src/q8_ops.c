@@ -28,9 +28,20 @@ typedef struct {
   int8_t *y;
 } q8_op;
 
+/* Which backend runs int8 by default. q8 is exact (TFLite's fixed-point requantization) and,
+ * with AVX512-VNNI, as fast as XNNPACK; its portable build is about 12x slower than that. So
+ * where only the portable build would run and XNNPACK is there (non-VNNI x86, ARM), int8
+ * goes to XNNPACK, which requantizes in float: a step or a few off TFLite on some outputs.
+ * EDGEBNN_Q8=1 (or a kernel name) asks for exactness anywhere; EDGEBNN_Q8=0 for XNNPACK. */
 int eb_q8_enabled(void) {
   const char *k = getenv("EDGEBNN_KERNELS"), *q = getenv("EDGEBNN_Q8");
-  return !(k && !strcmp(k, "ref")) && !(q && q[0] == '0');
+  if (k && !strcmp(k, "ref")) return 0;
+  if (q && q[0]) return q[0] != '0';
+#if defined(EB_HAVE_XNNPACK)
+  const char *x = getenv("EDGEBNN_XNNPACK");
+  if (!(x && x[0] == '0') && !strcmp(eb_q8_best()->name, "q8-portable")) return 0;
+#endif
+  return 1;
 }
 
 static const eb_tensor *T(const eb_model *m, const eb_node *nd, int i) {

@@ -3,8 +3,9 @@ the pools with int8 tensors, against the NumPy twin of TFLite's reference arithm
 (numpy_ref, "int8 layers").
 
 Each case runs in one process on the reference kernels (EDGEBNN_KERNELS=ref when the model
-loads), on the default path (the q8 kernels for conv/FC/add, best variant for this CPU), on
+loads), on the q8 kernels for conv/FC/add (EDGEBNN_Q8=1: the best variant for this CPU), on
 the portable q8 variant (EDGEBNN_Q8=portable), all of which must match NumPy bit for bit,
+on the default path (q8 where its AVX512-VNNI variant runs, else XNNPACK when the build has it),
 and, where the build has XNNPACK, with the q8 backend off (EDGEBNN_Q8=0): XNNPACK
 requantizes in float (round to nearest even after a float multiply) rather than TFLite's
 fixed-point multiplier, so its int8 outputs may differ by one; the test bounds that at 1
@@ -52,6 +53,9 @@ def run_both(tmp_path, b, monkeypatch, *inputs):
         mp.setenv("EDGEBNN_Q8", "portable")
         outs["portable"] = Runtime(path).run(*inputs)
     with monkeypatch.context() as mp:
+        mp.setenv("EDGEBNN_Q8", "1")  # exact on any CPU: the best q8 variant here
+        outs["q8"] = Runtime(path).run(*inputs)
+    with monkeypatch.context() as mp:
         mp.setenv("EDGEBNN_Q8", "0")
         rt = Runtime(path)
         if any(o.backend == "xnnpack" for o in rt.ops):
@@ -60,7 +64,14 @@ def run_both(tmp_path, b, monkeypatch, *inputs):
 
 
 def check(outs, want, backends):
-    for path in ("ref", "default", "portable"):
+    # the default path is q8 (exact) where its fast variant runs, else XNNPACK (within 1)
+    on_xnn = any(b == "xnnpack" for b in backends)
+    if on_xnn:
+        outs = dict(outs)
+        outs.setdefault("xnnpack", outs.pop("default"))
+    for path in ("ref", "default", "portable", "q8"):
+        if path not in outs:
+            continue
         assert outs[path].dtype == np.int8
         np.testing.assert_array_equal(outs[path], want, err_msg=f"{path} path ({backends})")
     if "xnnpack" in outs:
