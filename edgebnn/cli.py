@@ -8,18 +8,25 @@ import click
 from . import __version__
 
 
-# Verbs whose module imports heavy optional packages (torch): imported only when invoked,
-# so `run`, `inspect` and `demo` start fast and work where torch is not installed.
+# Every verb's module is imported only when that verb runs (or help lists them): `edgebnn run`
+# loads the runtime and nothing of the converters, the profiler or the trainer, so it starts
+# fast, stays small in memory on a board, and works where torch is not installed.
 _LAZY = {"train": ("edgebnn.train", "train", "pip install 'edgebnn[train]' (PyTorch)")}
+_VERBS = {name: (f"edgebnn.commands.{name}", name, None)
+          for name in ("convert", "export", "run", "inspect", "demo", "profile", "devices")}
 
 
 class _Group(click.Group):
     """Turns expected failures into one line on stderr and exit status 1, never a traceback."""
 
     def list_commands(self, ctx):
-        return sorted(set(super().list_commands(ctx)) | set(_LAZY))
+        return sorted(set(super().list_commands(ctx)) | set(_LAZY) | set(_VERBS))
 
     def get_command(self, ctx, name):
+        if name in _VERBS:
+            import importlib
+            module, attr, _ = _VERBS[name]
+            return getattr(importlib.import_module(module), attr)
         if name not in _LAZY:
             return super().get_command(ctx, name)
         module, attr, install = _LAZY[name]
@@ -65,19 +72,6 @@ def main():
     C runtime (libedgebnn, C API in edgebnn.h) that apps can embed.
     """
 
-
-def _register():
-    from .commands import convert, demo, devices, export, inspect, profile, run
-    main.add_command(convert.convert)
-    main.add_command(export.export)
-    main.add_command(run.run)
-    main.add_command(inspect.inspect)
-    main.add_command(demo.demo)
-    main.add_command(profile.profile)
-    main.add_command(devices.devices)
-
-
-_register()
 
 if __name__ == "__main__":
     main()

@@ -61,7 +61,9 @@ def load_inputs(path: Path | None, rt: Runtime, seed: int = 0) -> tuple[np.ndarr
     if path is None:
         rng = np.random.default_rng(seed)
         if spec.dtype.kind == "f":
-            x = rng.standard_normal(spec.shape).astype(spec.dtype)
+            # drawn in float32 where it is one: no float64 copy of the input on the way
+            x = (rng.standard_normal(spec.shape, dtype=np.float32) if spec.dtype == np.float32
+                 else rng.standard_normal(spec.shape).astype(spec.dtype))
         else:
             info = np.iinfo(spec.dtype)
             x = rng.integers(info.min, info.max + 1, spec.shape).astype(spec.dtype)

@@ -216,7 +216,7 @@ typedef struct {
 
 static void run_layer(void *p) {
   layer_ctx *c = p;
-  const eb_bin_out o = {c->acc, c->bits, c->thr, c->dir, NULL, NULL, NULL, 0, 0};
+  const eb_bin_out o = {c->acc, c->bits, c->thr, c->dir, NULL, NULL, NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0, NULL, NULL, 0, 0};
   if (c->fc_n) eb_bin_fc(c->pool, c->k, c->fc_n, c->fc_k, c->fc_o, c->x, c->w, c->packed, &o);
   else eb_bin_conv(c->pool, c->k, &c->g, 0, c->x, c->w, c->packed, &o);
 }

@@ -17,7 +17,11 @@ there). The converted model outputs the logits as well as the softmax, so the ch
 that the softmax would squash. (b) edgebnn converts each .tflite, and its runtime's outputs on a
 random input are compared with LCE's interpreter. (c) edgebnn and LCE's interpreter in each mode
 its constructor exposes (default, reference bconv, indirect BGEMM, XNNPACK delegate) run
-interleaved, run by run, on the same input; medians of whole forward passes.
+interleaved, run by run, on the same input; medians of whole forward passes. (d) edgebnn at 1 and
+at 2 threads, interleaved (runs --gap-ms apart), for the scaling ratio. (e) Peak resident memory:
+`edgebnn run` on the converted file and LCE's interpreter on the .tflite, each one inference in a
+fresh process (ru_maxrss of that child alone), with a process that only imports NumPy as the floor
+both share.
 """
 from __future__ import annotations
 
@@ -25,6 +29,9 @@ import argparse
 import os
 import platform
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -163,6 +170,68 @@ def bench(path: Path, ebnn: Path, x: np.ndarray, threads: int, reps: int, modes:
     return {k: statistics.median(v) for k, v in times.items()}
 
 
+# One inference in LCE's interpreter, in its own process (argv: model, mode flags). The
+# interpreter's extension module is loaded from its file: `import larq_compute_engine` would
+# import TensorFlow (the converter) as well, ~0.5 GB that the interpreter itself does not need.
+_LCE_ONCE = """
+import importlib.util, sys, numpy as np
+spec = importlib.util.find_spec("larq_compute_engine")
+so = next((__import__("pathlib").Path(spec.origin).parent / "tflite" / "python").glob("interpreter_wrapper_lite*.so"))
+spec = importlib.util.spec_from_file_location("interpreter_wrapper_lite", so)
+w = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(w)
+it = w.LiteInterpreter(open(sys.argv[1], "rb").read(), 1, *(f == "1" for f in sys.argv[2:5]))
+it.predict([np.random.default_rng(0).random((1, 224, 224, 3), dtype=np.float32)])
+"""
+
+
+# `edgebnn run ...` as `python -m edgebnn` would run it (argv: the CLI's arguments)
+_EDGEBNN_CLI = "import runpy, sys; sys.argv[0] = 'edgebnn'; runpy.run_module('edgebnn', run_name='__main__')"
+# Records the process's own high-water mark at exit. Not ru_maxrss from wait4: Linux carries the
+# parent's peak into a forked child's maxrss across exec, so this benchmark's own size would leak in.
+_HWM = ("import atexit, os\n"
+        "def _hwm():\n"
+        "    with open(os.environ['EB_HWM_OUT'], 'w') as f:\n"
+        "        f.write([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])\n"
+        "atexit.register(_hwm)\n")
+
+
+def peak_rss_kib(code: str, *args: str) -> int:
+    """Peak resident set (VmHWM) of a fresh Python process running code with args, KiB."""
+    with tempfile.TemporaryDirectory() as d:
+        out = Path(d) / "hwm"
+        r = subprocess.run([sys.executable, "-c", _HWM + code, *args], env={**os.environ, "EB_HWM_OUT": str(out)},
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if r.returncode:
+            raise RuntimeError(f"{code[:60]!r} {' '.join(args)} failed: {r.stderr[-2000:]}")
+        return int(out.read_text())
+
+
+def memory_row(name: str, path: Path, ebnn: Path) -> str:
+    ours = peak_rss_kib(_EDGEBNN_CLI, "run", str(ebnn), "--threads", "1")
+    lce = {m: peak_rss_kib(_LCE_ONCE, str(path), *("1" if f else "0" for f in LCE_MODES[m]))
+           for m in ("LCE default", "LCE indirect BGEMM")}
+    floor = peak_rss_kib("import numpy")
+    cells = " | ".join(f"{v / 1024:.1f} ({v / ours:.2f}x)" for v in lce.values())
+    return f"| {name} | {ours / 1024:.1f} | {cells} | {floor / 1024:.1f} |"
+
+
+def thread_scaling(ebnn: Path, x: np.ndarray, threads: list[int], reps: int, gap: float) -> dict[int, float]:
+    """edgebnn's median per thread count, the thread counts interleaved run by run."""
+    from edgebnn.runtime import Runtime
+    rts = {t: Runtime(ebnn, threads=t) for t in threads}
+    times = {t: [] for t in threads}
+    for rt in rts.values():
+        rt.run(x)
+    for _ in range(reps):
+        for t, rt in rts.items():
+            time.sleep(gap)
+            times[t].append(_timed(lambda: rt.run(x)))
+    for rt in rts.values():
+        rt.close()
+    return {t: statistics.median(v) for t, v in times.items()}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cache", type=Path, default=Path("build/lce-zoo"))
@@ -173,13 +242,14 @@ def main():
     ap.add_argument("--gap-ms", type=float, default=50.0,
                     help="pause before each timed run: with 2 threads on 2 cores, the previous engine's "
                          "thread pool still spins after it returns and starves the next one's workers")
+    ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory table")
     ap.add_argument("--out", type=Path, default=Path(__file__).with_name("lce_zoo.md"))
     a = ap.parse_args()
     nets = [n for n in a.nets.split(",") if n]
     modes = {m: LCE_MODES[m] for m in a.modes.split(",") if m}
     threads = [int(t) for t in a.threads.split(",")]
     x = np.random.default_rng(0).random((1, 224, 224, 3), dtype=np.float32)
-    checks, rows = [], []
+    checks, rows, mem_rows, scale_rows = [], [], [], []
     load0 = os.getloadavg()[0]
     for name in nets:
         path = a.cache / f"{name}.tflite"
@@ -189,6 +259,14 @@ def main():
         ebnn = a.cache / f"{name}.ebnn"
         checks.append(check(name, path, x, ebnn))
         print(checks[-1], flush=True)
+        if not a.no_memory:
+            mem_rows.append(memory_row(name, path, ebnn))
+            print(mem_rows[-1], flush=True)
+        if len(threads) > 1:
+            sc = thread_scaling(ebnn, x, threads, a.reps, a.gap_ms / 1e3)
+            scale_rows.append(f"| {name} | " + " | ".join(f"{sc[t] * 1e3:.1f}" for t in threads) +
+                              f" | **{sc[threads[0]] / sc[threads[-1]]:.2f}x** |")
+            print(scale_rows[-1], flush=True)
         for t in threads:
             med = bench(path, ebnn, x, t, a.reps, modes, a.gap_ms / 1e3)
             ours = med["edgebnn"]
@@ -211,6 +289,19 @@ def main():
              "## Latency, ms (in brackets: LCE time / edgebnn time; above 1 means edgebnn is faster)", "",
              f"| network | threads | edgebnn | {' | '.join(modes)} |",
              "| --- | ---: | ---: |" + " ---: |" * len(modes), *rows, ""]
+    if scale_rows:
+        lines += [f"## edgebnn threads, ms (interleaved, runs {a.gap_ms:g} ms apart; last column: "
+                  f"{threads[0]} thread(s) / {threads[-1]} threads)", "",
+                  "| network | " + " | ".join(f"{t} thread(s)" for t in threads) + " | speedup |",
+                  "| --- |" + " ---: |" * (len(threads) + 1), *scale_rows, ""]
+    if mem_rows:
+        lines += ["## Peak resident memory, MiB (one inference, 1 thread, a fresh process each; in brackets: "
+                  "LCE / edgebnn)", "",
+                  "`edgebnn run model.ebnn` against LCE's interpreter (Python wrapper, file read into memory) on "
+                  "the .tflite it came from; the last column is a Python process that only imports NumPy, "
+                  "the floor under both.", "",
+                  "| network | edgebnn run | LCE default | LCE indirect BGEMM | python + numpy alone |",
+                  "| --- | ---: | ---: | ---: | ---: |", *mem_rows, ""]
     a.out.write_text("\n".join(lines))
     print("\n".join(lines))
 

@@ -1,6 +1,7 @@
 """Whole networks: Bi-Real-18 converted by edgebnn against its float twin in fp32 engines, in one run.
 
-    python benchmarks/networks/run.py [--reps 20] [--threads 1] [--size 224] [--out benchmarks/networks/results.md]
+    python benchmarks/networks/run.py [--reps 20] [--threads 1] [--size 224] [--thread-rows 1,2] [--gap-ms 50]
+                                      [--out benchmarks/networks/results.md]
 
 Bi-Real Net 18 (edgebnn.zoo.birealnet18: float stem, 16 binary 3x3 convs with real shortcuts,
 float 1x1 downsampling, float classifier) is converted from PyTorch by `edgebnn.convert` and run
@@ -9,6 +10,11 @@ in onnxruntime (torch.onnx.export), PyTorch (eager, no_grad) and edgebnn (conver
 layers on XNNPACK). Engines are interleaved run by run; medians of whole forward passes. Random
 weights with randomized BatchNorm statistics: speed does not depend on the values, and the
 converter is checked against PyTorch on the same input before timing.
+
+Thread scaling (--thread-rows): edgebnn's Bi-Real-18 and onnxruntime's twin at each thread count,
+interleaved in a second loop. Each of those timed runs starts --gap-ms after the previous one
+ended: a thread pool keeps spinning for a while after it returns (pthreadpool, onnxruntime's), and
+on a 2-core machine a spinning pool starves the next engine's workers.
 """
 from __future__ import annotations
 
@@ -40,11 +46,40 @@ def _timed(fn):
     return time.perf_counter() - t0
 
 
+def _thread_scaling(d: Path, x, threads, reps: int, gap: float) -> dict:
+    """Medians per (engine, threads): edgebnn's Bi-Real-18 and onnxruntime's float twin."""
+    if len(threads) < 2:
+        return {}
+    import onnxruntime as ort
+
+    from edgebnn import Runtime
+    engines = {}
+    for t in threads:
+        rt = Runtime(d / "bireal.ebnn", threads=t)
+        engines[("edgebnn Bi-Real-18 (binary)", t)] = (lambda rt=rt: rt.run(x))
+    for t in threads:
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = t
+        so.inter_op_num_threads = 1
+        sess = ort.InferenceSession(str(d / "twin.onnx"), so, providers=["CPUExecutionProvider"])
+        engines[("onnxruntime float twin", t)] = (lambda s=sess: s.run(None, {s.get_inputs()[0].name: x}))
+    times = {k: [] for k in engines}
+    for f in engines.values():
+        f()
+    for _ in range(reps):
+        for k, f in engines.items():
+            time.sleep(gap)
+            times[k].append(_timed(f))
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--thread-rows", default="1,2", help="thread counts for the scaling table ('' for none)")
+    ap.add_argument("--gap-ms", type=float, default=50.0, help="pause before each run of the scaling table")
     ap.add_argument("--out", type=Path, default=Path(__file__).with_name("results.md"))
     a = ap.parse_args()
 
@@ -86,11 +121,13 @@ def main():
                 for k, f in engines.items():
                     times[k].append(_timed(f))
         sizes = {"bireal": (d / "bireal.ebnn").stat().st_size, "twin": (d / "twin.ebnn").stat().st_size}
+        scaling = _thread_scaling(d, xn, [int(t) for t in a.thread_rows.split(",") if t], a.reps, a.gap_ms / 1e3)
     med = {k: statistics.median(v) for k, v in times.items()}
     ours = med["edgebnn Bi-Real-18 (binary)"]
     kinds = rb.to_dict()["totals"]
     lines = [f"# Whole network: Bi-Real-18 at {a.size}x{a.size}, {a.threads} thread(s)", "",
-             f"`python benchmarks/networks/run.py --reps {a.reps} --threads {a.threads} --size {a.size}` "
+             f"`python benchmarks/networks/run.py --reps {a.reps} --threads {a.threads} --size {a.size} "
+             f"--thread-rows {a.thread_rows} --gap-ms {a.gap_ms:g}` "
              f"({os.cpu_count()} cores visible); medians of {a.reps} interleaved forward passes.", "",
              f"Converted Bi-Real-18: {kinds['layers_by_kind']['binary']} binary layers, "
              f"{100 * kinds['binary_share']:.1f} % of ops binary, file {sizes['bireal'] / 2**20:.2f} MiB "
@@ -99,6 +136,15 @@ def main():
              "| engine | median ms | vs edgebnn Bi-Real-18 |", "| --- | ---: | ---: |"]
     for k, v in med.items():
         lines.append(f"| {k} | {v * 1e3:.2f} | {v / ours:.2f}x |")
+    if scaling:
+        ts = sorted({t for _, t in scaling})
+        lines += ["", f"Threads ({os.getloadavg()[0]:.1f} load average at the end; runs {a.gap_ms:g} ms apart, "
+                  "interleaved; the last column: time at the fewest threads / time at the most):", "",
+                  "| engine | " + " | ".join(f"{t} thread(s) ms" for t in ts) + f" | {ts[0]} / {ts[-1]} threads |",
+                  "| --- |" + " ---: |" * (len(ts) + 1)]
+        for name in dict.fromkeys(k for k, _ in scaling):
+            v = [scaling[(name, t)] for t in ts]
+            lines.append(f"| {name} | " + " | ".join(f"{x * 1e3:.2f}" for x in v) + f" | **{v[0] / v[-1]:.2f}x** |")
     text = "\n".join(lines) + "\n"
     a.out.write_text(text)
     print(text)

@@ -31,7 +31,26 @@ typedef struct {
   float *f32;
   const float *mult, *bias;
   float out_min, out_max;
+  /* A float output may also take a residual ADD and the SIGN_PACK of the sum
+   * (Bi-Real's shortcut, fused in the epilogue so the float map is read once):
+   *   res != NULL: f32 = clamp(clamp(m*acc + b, out_min, out_max) + res, res_min, res_max);
+   *   sbits != NULL: sbits [rows][words(oc)] = the f32 values < sthr (0 without), as
+   *   eb_ref_pack_f32; channel tiles then start at multiples of EB_BITS_OC_ALIGN. */
+  const float *res;
+  float res_min, res_max;
+  uint64_t *sbits;
+  const float *sthr;
+  /* Element-wise stages between the conv and the residual (QuickNet: ReLU, then BatchNorm),
+   * applied in this order when their bit is set in post, each as its ref op:
+   *   EB_POST_CLAMP: f32 = clamp(f32, clamp_lo, clamp_hi)              (eb_ref_clamp_f32)
+   *   EB_POST_AFFINE: f32 = clamp(f32*scale[c] + shift[c], aff_lo, aff_hi) (eb_ref_affine_f32;
+   *                   scale NULL reads 1, shift NULL reads 0) */
+  int post;
+  float clamp_lo, clamp_hi;
+  const float *scale, *shift;
+  float aff_lo, aff_hi;
 } eb_bin_out;
+enum { EB_POST_CLAMP = 1, EB_POST_AFFINE = 2 };
 
 /* Channel tiles of a bits output start at a multiple of this: 64 channels
  * share one output word, and two threads must never write the same word. */

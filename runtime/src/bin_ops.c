@@ -62,7 +62,7 @@ static void conv_task(void *ctx, size_t i) {
 
 static void run_conv(eb_pool *pool, const eb_bin_kernels *k, const eb_conv_geom *g, int pad_value, int bits,
                      const uint64_t *x, const void *packed, const eb_bin_out *out) {
-  const int align = out->bits ? EB_BITS_OC_ALIGN : EB_BPACK_OC_ALIGN;
+  const int align = out->bits || out->sbits ? EB_BITS_OC_ALIGN : EB_BPACK_OC_ALIGN;
   conv_job j = {k, g, pad_value, bits, x, packed, out, plan(pool, g->n * g->oh, g->oc, align)};
   eb_parallel_for(pool, (size_t)j.t.nr * (size_t)j.t.no, conv_task, &j);
 }
@@ -70,7 +70,14 @@ static void run_conv(eb_pool *pool, const eb_bin_kernels *k, const eb_conv_geom 
 /* ref computes whole int32 accumulators (into out->acc), then the output stage. */
 static void ref_output(size_t rows, int oc, const eb_bin_out *out) {
   if (out->bits) eb_ref_acc_to_bits(rows, oc, out->acc, out->thr, out->dir, out->bits);
-  else if (out->f32) eb_ref_acc_to_f32(rows, oc, out->acc, out->mult, out->bias, out->out_min, out->out_max, out->f32);
+  else if (out->f32) {
+    eb_ref_acc_to_f32(rows, oc, out->acc, out->mult, out->bias, out->out_min, out->out_max, out->f32);
+    if (out->post & EB_POST_CLAMP) eb_ref_clamp_f32(rows * (size_t)oc, out->f32, out->clamp_lo, out->clamp_hi, out->f32);
+    if (out->post & EB_POST_AFFINE)
+      eb_ref_affine_f32(rows, oc, out->f32, out->scale, out->shift, out->aff_lo, out->aff_hi, out->f32);
+    if (out->res) eb_ref_add_f32(rows * (size_t)oc, out->f32, out->res, out->res_min, out->res_max, out->f32);
+    if (out->sbits) eb_ref_pack_f32(rows, oc, out->f32, out->sthr, out->sbits);
+  }
 }
 
 /* One group of a grouped conv as an ungrouped one: with ic/groups a multiple of
@@ -296,7 +303,7 @@ static int packed_shape(const eb_model *m, const eb_node *nd, int *oc, int *kh, 
 
 eb_status eb_bin_prepack(eb_session *s, eb_error *err) {
   const eb_model *m = s->model;
-  s->bk = eb_kernels_best();
+  s->bk = m->bk; /* the variant the model's fusion and arena plan were made for */
   if (!s->bk->packed) return EB_OK;
   s->bpacked = calloc((size_t)m->n_nodes + 1, sizeof *s->bpacked);
   if (!s->bpacked) return eb_fail(err, EB_ERR_NOMEM, "out of memory for packed binary weights");
@@ -310,6 +317,9 @@ eb_status eb_bin_prepack(eb_session *s, eb_error *err) {
       return eb_fail(err, EB_ERR_NOMEM, "op '%s': out of memory for %zu bytes of packed binary weights", nd->name,
                      bytes);
     eb_bpack(oc, kh * kw, ic, planes, m->tensors[nd->in[1]].data, s->bpacked[i]);
+    /* at once, so that the file's copy and the packed one are never both resident;
+     * session.c repeats it for pages the next read faults back in around it */
+    eb_model_drop_pages(m, m->tensors[nd->in[1]].data, m->tensors[nd->in[1]].nbytes);
   }
   return EB_OK;
 }

@@ -38,6 +38,7 @@ typedef struct {
   int producer;     /* op index, -1 for graph inputs */
   int last_use;     /* op index of last reader (n_ops for graph outputs) */
   size_t arena_offset;
+  int alias; /* >= 0: shares that tensor's arena bytes (an in-place fused ADD, fuse.c); else -1 */
 } eb_tensor;
 
 /* Every attribute an op may carry, parsed and validated once at load. */
@@ -58,6 +59,13 @@ typedef struct {
   size_t scratch_bytes;
   size_t scratch_offset;
   int backend; /* EB_BACKEND_* */
+  /* Load-time fusion (fuse.c): a skipped node's work is done by a later node; an ADD
+   * with fused_conv >= 0 runs that binary conv with itself as the epilogue, and
+   * writes the output of SIGN_PACK node fused_sign (>= 0) as well; fused_clamp and
+   * fused_affine (>= 0): a RELU/RELU6/HARDTANH and an AFFINE between the conv and the ADD. */
+  int skipped;
+  int fused_conv, fused_sign, fused_clamp, fused_affine;
+  int fused_res; /* the ADD's input that is the shortcut (a tensor) */
 } eb_node;
 
 struct eb_model {
@@ -66,6 +74,7 @@ struct eb_model {
   size_t size;
   void *map;       /* munmap on free when not NULL */
   void *owned;     /* free on free when not NULL */
+  void *strings;   /* mapped files: a copy of the string section, which names point into */
   eb_tensor *tensors;
   int n_tensors;
   eb_node *nodes;
@@ -76,12 +85,15 @@ struct eb_model {
   int n_meta;
   size_t arena_bytes;
   size_t weight_bytes;
+  /* binary kernel variant, picked at load: the fusion and the arena plan depend on it */
+  const struct eb_bin_kernels_s *bk;
 };
 
 struct eb_session {
   const eb_model *model;
   eb_session_options options;
-  uint8_t *arena;
+  uint8_t *arena; /* arena_raw, aligned to EB_ARENA_ALIGN */
+  void *arena_raw;
   void **ptr; /* per tensor: constant data or its place in the arena */
   eb_pool *pool; /* NULL when single-threaded */
   const struct eb_bin_kernels_s *bk; /* binary kernel variant, picked at creation */
@@ -92,6 +104,7 @@ struct eb_session {
   float **packed;
   void **q8op; /* int8 layers on the q8 backend: packed weights and plans (q8_ops.c) */
   float *zero_row; /* read by fused kernels in place of padding */
+  void *consts; /* copies of the small constants kernels read at run time (session.c), or NULL */
 };
 
 /* Fill err (if any) with a formatted one-line message; returns status. */
@@ -109,6 +122,15 @@ void eb_op_run(const eb_session *s, const eb_node *node);
 /* Per-session state of a node (XNNPACK operator, packed weights); freed by the session. */
 eb_status eb_op_prepare(eb_session *s, const eb_node *node, eb_error *err);
 const char *eb_op_backend(const eb_node *node);
+
+/* fuse.c: with the fast binary kernels, fold ADD (+ SIGN_PACK) into the float
+ * epilogue of the binary conv before them and drop the int32 scratch only ref uses.
+ * Runs after every node is checked and before the arena is planned. */
+void eb_fuse_graph(eb_model *m);
+
+/* pages.c: let the kernel reclaim the resident pages of [data, data+bytes) of a mapped
+ * model file (whole pages only); a no-op for models loaded from a buffer. */
+void eb_model_drop_pages(const eb_model *m, const void *data, size_t bytes);
 
 /* plan.c: place activations and scratch in one arena by lifetime. */
 eb_status eb_plan_arena(eb_model *m, eb_error *err);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "kernels.h"
 
 #if defined(__unix__) || defined(__APPLE__)
 #define EB_HAVE_MMAP 1
@@ -391,11 +392,21 @@ static eb_status parse_meta(eb_model *m, const sections *s, eb_error *err) {
 
 static eb_status load_bytes(eb_model *m, eb_error *err) {
   sections s;
+  m->bk = eb_kernels_best(); /* EDGEBNN_KERNELS is read here, once per model */
   eb_status st = parse_sections(m->base, m->size, &s, err);
   if (st) return st;
+  if (m->map && s.strs.size) {
+    /* names are read long after load (op info, profiles): from a copy, so that reading one
+     * does not fault a mapped file's pages back in (pages.c) */
+    m->strings = malloc((size_t)s.strs.size);
+    if (!m->strings) return eb_fail(err, EB_ERR_NOMEM, "out of memory for the string section");
+    memcpy(m->strings, s.strs.p, (size_t)s.strs.size);
+    s.strs.p = m->strings;
+  }
   st = parse_tensors(m, &s, err);
   if (!st) st = parse_graph(m, &s, err);
   if (!st) st = parse_meta(m, &s, err);
+  if (!st) eb_fuse_graph(m);
   if (!st) st = eb_plan_arena(m, err);
   return st;
 }
@@ -406,6 +417,9 @@ static eb_status finish(eb_model *m, eb_model **out, eb_error *err) {
     eb_model_free(m);
     return st;
   }
+  /* checked: what the loader read is in its own structures now, and sessions read weights
+   * once more to pack them (session.c), so the mapping need not stay resident meanwhile */
+  eb_model_drop_pages(m, m->base, m->size);
   *out = m;
   if (err) { err->status = EB_OK; err->message[0] = 0; }
   return EB_OK;
@@ -499,6 +513,7 @@ void eb_model_free(eb_model *m) {
   if (m->map) munmap(m->map, m->size);
 #endif
   free(m->owned);
+  free(m->strings);
   free(m->tensors);
   free(m->nodes);
   free(m->inputs);

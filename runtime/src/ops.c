@@ -24,6 +24,7 @@ const char *eb_op_type_name(int type) { return type > 0 && type < EB_OP_COUNT_ ?
 
 const char *eb_op_backend(const eb_node *node) {
   if (!node) return "ref";
+  if (node->skipped) return "fused"; /* into a later op (fuse.c) */
   switch (node->backend) {
     case EB_BACKEND_BINARY: return eb_kernels_best()->name;
     case EB_BACKEND_XNNPACK: return "xnnpack";
@@ -606,7 +607,17 @@ static int run_q8(const eb_session *s, const eb_node *nd, uint8_t *scratch) {
 eb_status eb_op_prepare(eb_session *s, const eb_node *nd, eb_error *err) {
   const eb_model *m = s->model;
   const int k = (int)(nd - m->nodes);
-  if (nd->backend == EB_BACKEND_XNNPACK) return eb_xnn_create(s, nd, &s->xnn_op[k], err);
+  if (nd->backend == EB_BACKEND_XNNPACK) {
+    eb_status st = eb_xnn_create(s, nd, &s->xnn_op[k], err);
+    /* XNNPACK packed its own copy: the file's pages go at once, so that the pages of every
+     * layer's weights are never resident together while a session is made (session.c) */
+    if (st == EB_OK && (nd->type == EB_OP_CONV2D || nd->type == EB_OP_DEPTHWISE_CONV2D ||
+                        nd->type == EB_OP_FULLY_CONNECTED))
+      for (int i = 1; i <= 2; i++)
+        if (nd->in[i] >= 0 && m->tensors[nd->in[i]].data)
+          eb_model_drop_pages(m, m->tensors[nd->in[i]].data, m->tensors[nd->in[i]].nbytes);
+    return st;
+  }
   if (nd->backend == EB_BACKEND_Q8) {
     const eb_q8_io q = q8_io(&m->tensors[nd->in[0]], &m->tensors[nd->out], &nd->p);
     return eb_q8_create(s, nd, &q, &s->q8op[k], err);
@@ -624,9 +635,52 @@ eb_status eb_op_prepare(eb_session *s, const eb_node *nd, eb_error *err) {
   return EB_OK;
 }
 
+/* An ADD with a binary conv fused in (fuse.c): the conv, its float epilogue, the
+ * shortcut, and the SIGN_PACK of the sum when fused too, in one pass. */
+static void run_fused_add(const eb_session *s, const eb_node *add) {
+  const eb_model *m = s->model;
+  const int k = add->fused_conv;
+  const eb_node *nd = &m->nodes[k];
+  const eb_tensor *x = &m->tensors[nd->in[0]], *y = &m->tensors[nd->out];
+  const int r = add->fused_res;
+  eb_bin_out o = {NULL, NULL, NULL, NULL, s->ptr[add->out], PTR(2), PTR(3), nd->p.out_min, nd->p.out_max,
+                  s->ptr[r], add->p.out_min, add->p.out_max, NULL, NULL, 0, 0, 0, NULL, NULL, 0, 0};
+  if (add->fused_clamp >= 0) {
+    const eb_node *c = &m->nodes[add->fused_clamp];
+    o.post |= EB_POST_CLAMP;
+    o.clamp_lo = c->type == EB_OP_HARDTANH ? c->p.clamp[0] : 0.0f;
+    o.clamp_hi = c->type == EB_OP_HARDTANH ? c->p.clamp[1] : c->type == EB_OP_RELU6 ? 6.0f : INFINITY;
+  }
+  if (add->fused_affine >= 0) {
+    const eb_node *a = &m->nodes[add->fused_affine];
+    o.post |= EB_POST_AFFINE;
+    o.scale = PTR_OR_NULL(s, a, 1);
+    o.shift = PTR_OR_NULL(s, a, 2);
+    o.aff_lo = a->p.out_min;
+    o.aff_hi = a->p.out_max;
+  }
+  if (add->fused_sign >= 0) {
+    const eb_node *sp = &m->nodes[add->fused_sign];
+    o.sbits = s->ptr[sp->out];
+    o.sthr = PTR_OR_NULL(s, sp, 1);
+  }
+  const void *packed = s->bpacked ? s->bpacked[k] : NULL;
+  if (nd->type == EB_OP_BCONV2D) {
+    eb_conv_geom g = geom_of(m, nd);
+    eb_bin_conv(s->pool, s->bk, &g, nd->p.pad_value, PTR(0), PTR(1), packed, &o);
+  } else {
+    eb_bin_fc(s->pool, s->bk, (int)x->dims[0], (int)x->dims[1], (int)y->dims[y->ndim - 1], PTR(0), PTR(1), packed, &o);
+  }
+}
+
 void eb_op_run(const eb_session *s, const eb_node *nd) {
   const eb_model *m = s->model;
   const int node_ix = (int)(nd - m->nodes);
+  if (nd->skipped) return;
+  if (nd->fused_conv >= 0) {
+    run_fused_add(s, nd);
+    return;
+  }
   if (s->xnn_op[node_ix]) {
     eb_xnn_run(s, s->xnn_op[node_ix]);
     return;
@@ -671,7 +725,7 @@ void eb_op_run(const eb_session *s, const eb_node *nd) {
     case EB_OP_BFULLY_CONNECTED: {
       int oc = (int)y->dims[y->ndim - 1];
       /* the fast kernels write y directly; the acc scratch is ref's */
-      eb_bin_out o = {(int32_t *)scratch, NULL, NULL, NULL, NULL, NULL, NULL, p->out_min, p->out_max};
+      eb_bin_out o = {(int32_t *)scratch, NULL, NULL, NULL, NULL, NULL, NULL, p->out_min, p->out_max, NULL, 0, 0, NULL, NULL, 0, 0, 0, NULL, NULL, 0, 0};
       if (y->dtype == EB_BIT1) {
         o.bits = out;
         o.thr = PTR(4);
@@ -693,7 +747,7 @@ void eb_op_run(const eb_session *s, const eb_node *nd) {
       eb_conv_geom g = geom_of(m, nd);
       int32_t *acc = (int32_t *)scratch;
       size_t off = (acc_bytes(y, 1) + EB_ARENA_ALIGN - 1) / EB_ARENA_ALIGN * EB_ARENA_ALIGN;
-      eb_bin_out o = {acc, NULL, NULL, NULL, out, PTR(2), PTR(3), p->out_min, p->out_max};
+      eb_bin_out o = {acc, NULL, NULL, NULL, out, PTR(2), PTR(3), p->out_min, p->out_max, NULL, 0, 0, NULL, NULL, 0, 0, 0, NULL, NULL, 0, 0};
       eb_bin_kbit(s->pool, s->bk, &g, p->bits, p->step, PTR(0), PTR(1), BPACKED, &o, scratch + off);
       break;
     }

@@ -26,10 +26,23 @@ static int by_offset(const void *a, const void *b) {
 
 static size_t align_up(size_t n) { return (n + EB_ARENA_ALIGN - 1) / EB_ARENA_ALIGN * EB_ARENA_ALIGN; }
 
+/* The tensor whose block t lives in: t itself unless it overwrites another in place. */
+static int root_of(const eb_model *m, int t) {
+  while (m->tensors[t].alias >= 0) t = m->tensors[t].alias;
+  return t;
+}
+
 eb_status eb_plan_arena(eb_model *m, eb_error *err) {
   size_t n = 0;
+  /* a chain of in-place tensors is one block, alive from its root's birth to its last reader */
+  for (int i = 0; i < m->n_tensors; i++) {
+    const eb_tensor *t = &m->tensors[i];
+    if (t->alias < 0) continue;
+    eb_tensor *r = &m->tensors[root_of(m, i)];
+    if (t->last_use > r->last_use) r->last_use = t->last_use;
+  }
   for (int i = 0; i < m->n_tensors; i++)
-    if (!m->tensors[i].data && m->tensors[i].producer != -2) n++;
+    if (!m->tensors[i].data && m->tensors[i].producer != -2 && m->tensors[i].alias < 0) n++;
   for (int k = 0; k < m->n_nodes; k++)
     if (m->nodes[k].scratch_bytes) n++;
   m->arena_bytes = 0;
@@ -44,7 +57,7 @@ eb_status eb_plan_arena(eb_model *m, eb_error *err) {
   size_t nb = 0;
   for (int i = 0; i < m->n_tensors; i++) {
     eb_tensor *t = &m->tensors[i];
-    if (t->data || t->producer == -2) continue; /* constants, and tensors nothing uses */
+    if (t->data || t->producer == -2 || t->alias >= 0) continue; /* constants, unused, in place */
     int first = t->producer < 0 ? 0 : t->producer;
     int last = t->last_use < first ? first : t->last_use;
     bl[nb++] = (block){align_up(t->nbytes), 0, first, last, i, -1};
@@ -82,6 +95,8 @@ eb_status eb_plan_arena(eb_model *m, eb_error *err) {
     if (bl[i].tensor >= 0) m->tensors[bl[i].tensor].arena_offset = bl[i].offset;
     else m->nodes[bl[i].node].scratch_offset = bl[i].offset;
   }
+  for (int i = 0; i < m->n_tensors; i++)
+    if (m->tensors[i].alias >= 0) m->tensors[i].arena_offset = m->tensors[root_of(m, i)].arena_offset;
   m->arena_bytes = total + EB_ARENA_READ_SLACK;
   free(bl);
   free(placed);

@@ -73,7 +73,7 @@ static int min_i(int a, int b) { return a < b ? a : b; }
  * its own: what a thread pool does, minus the threads. */
 static void conv_by_tiles(const eb_bin_kernels *k, const eb_conv_geom *g, int pad_value, int bits, const uint64_t *x,
                           const void *packed, const eb_bin_out *out) {
-  const int rows = g->n * g->oh, align = out->bits ? EB_BITS_OC_ALIGN : EB_BPACK_OC_ALIGN;
+  const int rows = g->n * g->oh, align = out->bits || out->sbits ? EB_BITS_OC_ALIGN : EB_BPACK_OC_ALIGN;
   for (int r0 = 0; r0 < rows;) {
     const int r1 = min_i(rows, r0 + 1 + rnd(3));
     for (int oc0 = 0; oc0 < g->oc;) {
@@ -88,8 +88,10 @@ static void conv_by_tiles(const eb_bin_kernels *k, const eb_conv_geom *g, int pa
 
 /* ---- output stages: raw accumulators, packed bits through thresholds, floats ---- */
 
-enum { OUT_ACC, OUT_BITS, OUT_F32, N_OUT };
-static const char *const OUT_NAME[N_OUT] = {"acc", "bits", "f32"};
+/* OUT_FUSED: floats plus a residual ADD and the SIGN_PACK of the sum (Bi-Real's shortcut,
+ * fused by the runtime), against ref's three separate stages. */
+enum { OUT_ACC, OUT_BITS, OUT_F32, OUT_FUSED, N_OUT };
+static const char *const OUT_NAME[N_OUT] = {"acc", "bits", "f32", "f32+add+sign"};
 
 /* One output stage for `rows` x oc accumulators, its buffers, and the answer ref gives. */
 typedef struct {
@@ -97,8 +99,10 @@ typedef struct {
   size_t rows, bytes;
   eb_bin_out o;
   int32_t *thr, *dir, *scratch;
-  float *mult, *bias;
+  float *mult, *bias, *res, *sthr, *scale, *shift;
   void *want, *got;
+  uint64_t *swant, *sgot; /* OUT_FUSED: the signs of the sum */
+  size_t sbytes;
 } out_case;
 
 /* Thresholds near the accumulators (a quarter exactly on one, for the ties),
@@ -125,7 +129,7 @@ static void out_case_init(out_case *c, int kind, size_t rows, int oc, const int3
     c->o.thr = c->thr;
     c->o.dir = c->dir;
     eb_ref_acc_to_bits(rows, oc, acc, c->thr, c->dir, c->want);
-  } else if (kind == OUT_F32) {
+  } else if (kind == OUT_F32 || kind == OUT_FUSED) {
     c->mult = malloc((size_t)oc * 4);
     c->bias = malloc((size_t)oc * 4);
     for (int j = 0; j < oc; j++) {
@@ -138,17 +142,61 @@ static void out_case_init(out_case *c, int kind, size_t rows, int oc, const int3
     c->o.out_min = rnd(2) ? -INFINITY : -3.5f;
     c->o.out_max = rnd(2) ? INFINITY : 6.0f;
     eb_ref_acc_to_f32(rows, oc, acc, c->o.mult, c->o.bias, c->o.out_min, c->o.out_max, c->want);
+    if (kind == OUT_FUSED) {
+      /* residuals that cancel the conv's value exactly now and then (sign ties at 0) */
+      c->res = malloc(rows * (size_t)oc * 4 + 4);
+      c->sthr = malloc((size_t)oc * 4);
+      for (size_t i = 0; i < rows * (size_t)oc; i++)
+        c->res[i] = rnd(8) ? (float)(rnd(2001) - 1000) / 53.0f : -((float *)c->want)[i];
+      for (int j = 0; j < oc; j++) c->sthr[j] = rnd(3) ? (float)(rnd(201) - 100) / 17.0f : 0.0f;
+      /* QuickNet's ReLU and BatchNorm between the conv and the sum, each present or not */
+      c->scale = malloc((size_t)oc * 4);
+      c->shift = malloc((size_t)oc * 4);
+      for (int j = 0; j < oc; j++) {
+        c->scale[j] = (float)(rnd(2001) - 1000) / 411.0f;
+        c->shift[j] = (float)(rnd(2001) - 1000) / 97.0f;
+      }
+      c->o.post = rnd(4);
+      c->o.clamp_lo = rnd(2) ? 0.0f : -1.5f;
+      c->o.clamp_hi = rnd(2) ? INFINITY : 6.0f;
+      c->o.scale = c->scale;
+      c->o.shift = c->shift;
+      c->o.aff_lo = rnd(2) ? -INFINITY : -2.0f;
+      c->o.aff_hi = rnd(2) ? INFINITY : 3.0f;
+      if (c->o.post & EB_POST_CLAMP)
+        eb_ref_clamp_f32(rows * (size_t)oc, c->want, c->o.clamp_lo, c->o.clamp_hi, c->want);
+      if (c->o.post & EB_POST_AFFINE)
+        eb_ref_affine_f32(rows, oc, c->want, c->scale, c->shift, c->o.aff_lo, c->o.aff_hi, c->want);
+      for (size_t i = 0; i < rows * (size_t)oc; i++)
+        if (!rnd(8)) c->res[i] = -((float *)c->want)[i];
+      c->o.res = c->res;
+      c->o.res_min = rnd(2) ? -INFINITY : -4.0f;
+      c->o.res_max = rnd(2) ? INFINITY : 5.0f;
+      c->o.sthr = rnd(3) ? c->sthr : NULL;
+      c->sbytes = rows * eb_words((size_t)oc) * 8;
+      c->swant = malloc(c->sbytes + 8);
+      c->sgot = malloc(c->sbytes + 8);
+      c->o.sbits = c->sgot;
+      eb_ref_add_f32(rows * (size_t)oc, c->want, c->res, c->o.res_min, c->o.res_max, c->want);
+      eb_ref_pack_f32(rows, oc, c->want, c->o.sthr, c->swant);
+    }
   } else {
     memcpy(c->want, acc, c->bytes);
   }
 }
 
 /* A sentinel: unwritten outputs cannot match by luck. */
-static void out_case_clear(out_case *c) { memset(c->got, 0xa5, c->bytes); }
-static int out_case_ok(const out_case *c) { return !memcmp(c->got, c->want, c->bytes); }
+static void out_case_clear(out_case *c) {
+  memset(c->got, 0xa5, c->bytes);
+  if (c->sgot) memset(c->sgot, 0xa5, c->sbytes);
+}
+static int out_case_ok(const out_case *c) {
+  return !memcmp(c->got, c->want, c->bytes) && (!c->sgot || !memcmp(c->sgot, c->swant, c->sbytes));
+}
 
 static void out_case_free(out_case *c) {
   free(c->want); free(c->got); free(c->scratch); free(c->thr); free(c->dir); free(c->mult); free(c->bias);
+  free(c->res); free(c->sthr); free(c->swant); free(c->sgot); free(c->scale); free(c->shift);
 }
 
 static const int CHANNELS[] = {1, 3, 63, 64, 65, 130, 257};
@@ -484,7 +532,7 @@ static void test_threads(void) {
     out_case_init(&kf32, OUT_F32, 99, 100, ref);
     for (int t = 1; t <= 4; t++) {
       eb_pool *pool = eb_pool_create(t);
-      const eb_bin_out fo = {fn, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0}, ko = {got, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0};
+      const eb_bin_out fo = {fn, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0, NULL, NULL, 0, 0}, ko = {got, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0, NULL, NULL, 0, 0};
       eb_bin_fc(pool, best, 1, 1430, 100, x, wf, fp, &fo);
       CHECK(!memcmp(fn, f1, 100 * 4), "%s bfc with %d threads != ref", best->name, t);
       out_case_clear(&fbits);

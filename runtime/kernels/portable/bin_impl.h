@@ -17,7 +17,13 @@
  *   EB_VA_GT(a,lim)    bit i set where lane i of a > lane i of lim (signed 64-bit),
  * which lets a conv with a packed-bits output threshold its accumulators in
  * registers (conv_tile); without it (armv7) the output stage reads them back
- * from a small per-block array.
+ * from a small per-block array. Optionally too,
+ *   EB_F32_EPI(a, e, p, j) the float output stage of accumulator a (pixel p, vector j)
+ *                      in registers, from the constants in *e (EB_ISA(f32_stage) below):
+ *                      stores the floats and returns the sign bits of its EB_VL channels,
+ * which lets a conv with a float output (and a fused residual ADD / SIGN_PACK) skip
+ * the flush to memory as well; EB_F32_EPI2(a0, a1, e, p, j), optional, the same for
+ * accumulators j and j+1 together.
  *
  * The micro-kernel: lanes run along output channels (bpack.h layout), so each
  * input word is broadcast once and xor-ed with EB_OB*8 channels' words, and
@@ -71,6 +77,20 @@ static inline int EB_ISA(pc64)(uint64_t v) {
 #endif
 }
 
+/* Float output stage of one register tile (EB_F32_EPI): per pixel its output, residual
+ * (NULL: none) and padding correction (wsum of its padding taps, 0 inside); per group
+ * the channel constants, EB_OG wide (kernels.h's eb_bin_out has their meaning). Lanes
+ * at or past `on` are neither read nor written and give 0 sign bits. */
+typedef struct {
+  float *y[EB_P];
+  const float *res[EB_P];
+  const int32_t *corr[EB_P];
+  const float *m, *b, *t, *s2, *b2;
+  float lo, hi, rlo, rhi, clo, chi, alo, ahi;
+  int32_t full;
+  int on, post;
+} EB_ISA(f32_stage);
+
 /* The micro-kernel step: word k of every pixel against the EB_OG channels' word k. */
 #define EB_STEP(k)                                                                                            \
   do {                                                                                                        \
@@ -95,7 +115,8 @@ static inline int EB_ISA(pc64)(uint64_t v) {
 EB_INLINE void EB_ISA(core)(const int P, const int and_op, const int fuse, int nt, size_t wpr,
                             const uint64_t *const *ptrs, const uint64_t *base, size_t tstep, size_t pstep,
                             const uint64_t *wb, size_t bstride, uint32_t (*cnt)[EB_OG],
-                            const uint64_t *const *lim, uint32_t neg, uint32_t *obits) {
+                            const uint64_t *const *lim, uint32_t neg, uint32_t *obits,
+                            const EB_ISA(f32_stage) *fe) {
   eb_va acc[EB_P][EB_NW];
   EB_UNROLL for (int p = 0; p < P; ++p) EB_UNROLL for (int j = 0; j < EB_NW; ++j) acc[p][j] = EB_VA_ZERO();
   size_t used = 0;
@@ -127,8 +148,29 @@ EB_INLINE void EB_ISA(core)(const int P, const int and_op, const int fuse, int n
       for (; k < end; ++k) EB_STEP(k);
     }
   }
+#if defined(EB_F32_EPI)
+  if (fuse == 2) { /* float output: stored from the registers, sign bits returned */
+    /* a local copy: the float stores cannot alias it, so its fields stay in registers */
+    const EB_ISA(f32_stage) e = *fe;
+    EB_UNROLL for (int p = 0; p < P; ++p) {
+      uint32_t o = 0;
+#if defined(EB_F32_EPI2)
+      /* two accumulators per call where the ISA has a double-width float stage */
+      EB_UNROLL for (int j = 0; j + 1 < EB_NW; j += 2)
+        o |= (uint32_t)EB_F32_EPI2(acc[p][j], acc[p][j + 1], &e, p, j) << (unsigned)(j * EB_VL);
+      if (EB_NW % 2) o |= (uint32_t)EB_F32_EPI(acc[p][EB_NW - 1], &e, p, EB_NW - 1) << (unsigned)((EB_NW - 1) * EB_VL);
+#else
+      EB_UNROLL for (int j = 0; j < EB_NW; ++j) o |= (uint32_t)EB_F32_EPI(acc[p][j], &e, p, j) << (unsigned)(j * EB_VL);
+#endif
+      obits[p] = o;
+    }
+    return;
+  }
+#else
+  (void)fe;
+#endif
 #if defined(EB_VA_GT)
-  if (fuse) {
+  if (fuse == 1) {
     EB_UNROLL for (int p = 0; p < P; ++p) {
       uint32_t o = 0;
       EB_UNROLL for (int j = 0; j < EB_NW; ++j)
@@ -146,24 +188,35 @@ EB_INLINE void EB_ISA(core)(const int P, const int and_op, const int fuse, int n
 
 #if defined(EB_VA_GT)
 #define EB_CORE_FUSED(n)                                                                                      \
-  if (fuse) {                                                                                                 \
-    EB_ISA(core)(n, 0, 1, nt, wpr, ptrs, base, tstep, pstep, wb, bstride, cnt, lim, neg, obits);              \
+  if (fuse == 1) {                                                                                            \
+    EB_ISA(core)(n, 0, 1, nt, wpr, ptrs, base, tstep, pstep, wb, bstride, cnt, lim, neg, obits, fe);          \
     break;                                                                                                    \
   }
 #else
 #define EB_CORE_FUSED(n)
 #endif
+#if defined(EB_F32_EPI)
+#define EB_CORE_FUSED_F32(n)                                                                                  \
+  if (fuse == 2) {                                                                                            \
+    EB_ISA(core)(n, 0, 2, nt, wpr, ptrs, base, tstep, pstep, wb, bstride, cnt, lim, neg, obits, fe);          \
+    break;                                                                                                    \
+  }
+#else
+#define EB_CORE_FUSED_F32(n)
+#endif
 #define EB_CORE_CASE(n)                                                                                       \
   case n:                                                                                                     \
     EB_CORE_FUSED(n)                                                                                          \
-    if (and_op) EB_ISA(core)(n, 1, 0, nt, wpr, ptrs, base, tstep, pstep, wb, bstride, cnt, lim, neg, obits);  \
-    else EB_ISA(core)(n, 0, 0, nt, wpr, ptrs, base, tstep, pstep, wb, bstride, cnt, lim, neg, obits);         \
+    EB_CORE_FUSED_F32(n)                                                                                      \
+    if (and_op) EB_ISA(core)(n, 1, 0, nt, wpr, ptrs, base, tstep, pstep, wb, bstride, cnt, lim, neg, obits, fe); \
+    else EB_ISA(core)(n, 0, 0, nt, wpr, ptrs, base, tstep, pstep, wb, bstride, cnt, lim, neg, obits, fe);     \
     break;
 
 /* One instantiation per pixel count, so a row's last few pixels cost only their share. */
 static void EB_ISA(core_n)(int P, int and_op, int fuse, int nt, size_t wpr, const uint64_t *const *ptrs,
                            const uint64_t *base, size_t tstep, size_t pstep, const uint64_t *wb, size_t bstride,
-                           uint32_t (*cnt)[EB_OG], const uint64_t *const *lim, uint32_t neg, uint32_t *obits) {
+                           uint32_t (*cnt)[EB_OG], const uint64_t *const *lim, uint32_t neg, uint32_t *obits,
+                           const EB_ISA(f32_stage) *fe) {
   (void)fuse;
   switch (P) {
     EB_CORE_CASE(1)
@@ -291,6 +344,62 @@ static void EB_ISA(emit)(const eb_bin_out *out, int oc, size_t pix, int og, int 
   }
 }
 
+/* A float output's per-channel constants for one group of EB_OG channels, laid out
+ * so that a whole group is one fixed-width loop (vectorized); past `on`: harmless. */
+typedef struct {
+  float m[EB_OG], b[EB_OG], t[EB_OG], s2[EB_OG], b2[EB_OG];
+} EB_ISA(f32_group);
+
+static void EB_ISA(f32_group_of)(const eb_bin_out *out, int og, int on, EB_ISA(f32_group) *gp) {
+  for (int c = 0; c < EB_OG; ++c) {
+    gp->m[c] = c < on && out->mult ? out->mult[og + c] : 1.0f;
+    gp->b[c] = c < on && out->bias ? out->bias[og + c] : 0.0f;
+    gp->t[c] = c < on && out->sthr ? out->sthr[og + c] : 0.0f;
+    gp->s2[c] = c < on && out->scale ? out->scale[og + c] : 1.0f;
+    gp->b2[c] = c < on && out->shift ? out->shift[og + c] : 0.0f;
+  }
+}
+
+/* The float output stage of one pixel's channels [og, og+on), with the residual and
+ * the signs of the sum when *out asks: the expressions of eb_ref_acc_to_f32, then
+ * eb_ref_add_f32, then eb_ref_pack_f32, each rounded as there (no contraction). */
+static void EB_ISA(emit_f32)(const eb_bin_out *out, int oc, size_t pix, int og, int on, const int32_t *tot,
+                             const EB_ISA(f32_group) *gp) {
+  float *yp = out->f32 + pix * (size_t)oc + (size_t)og;
+  const float *rp = out->res ? out->res + pix * (size_t)oc + (size_t)og : NULL;
+  const float lo = out->out_min, hi = out->out_max, rlo = out->res_min, rhi = out->res_max;
+  const int clamp2 = out->post & EB_POST_CLAMP, affine = out->post & EB_POST_AFFINE;
+  uint64_t word = 0;
+  if (on == EB_OG) { /* fixed trip counts: the compiler vectorizes each loop */
+    float v[EB_OG];
+    for (int c = 0; c < EB_OG; ++c) v[c] = EB_ISA(clampf)(gp->m[c] * (float)tot[c] + gp->b[c], lo, hi);
+    if (clamp2)
+      for (int c = 0; c < EB_OG; ++c) v[c] = EB_ISA(clampf)(v[c], out->clamp_lo, out->clamp_hi);
+    if (affine)
+      for (int c = 0; c < EB_OG; ++c) v[c] = EB_ISA(clampf)(v[c] * gp->s2[c] + gp->b2[c], out->aff_lo, out->aff_hi);
+    if (rp)
+      for (int c = 0; c < EB_OG; ++c) v[c] = EB_ISA(clampf)(v[c] + rp[c], rlo, rhi);
+    memcpy(yp, v, sizeof v);
+    if (!out->sbits) return;
+    uint32_t w = 0;
+    for (int c = 0; c < EB_OG; ++c) w |= (uint32_t)(v[c] < gp->t[c]) << (unsigned)c;
+    word = w;
+  } else {
+    for (int c = 0; c < on; ++c) {
+      float v = EB_ISA(clampf)(gp->m[c] * (float)tot[c] + gp->b[c], lo, hi);
+      if (clamp2) v = EB_ISA(clampf)(v, out->clamp_lo, out->clamp_hi);
+      if (affine) v = EB_ISA(clampf)(v * gp->s2[c] + gp->b2[c], out->aff_lo, out->aff_hi);
+      if (rp) v = EB_ISA(clampf)(v + rp[c], rlo, rhi);
+      yp[c] = v;
+      word |= (uint64_t)(v < gp->t[c]) << (unsigned)c;
+    }
+    if (!out->sbits) return;
+  }
+  uint64_t *wp = out->sbits + pix * eb_words((size_t)oc) + (size_t)og / 64;
+  const unsigned sh = (unsigned)(og % 64);
+  *wp = sh ? *wp | word << sh : word;
+}
+
 static int64_t EB_ISA(floor_half)(int64_t v) { return v >= 0 ? v / 2 : -((1 - v) / 2); }
 
 /* Fused bits output (xor conv): channel c of a pixel is set iff
@@ -335,12 +444,29 @@ static void EB_ISA(conv_tile)(const eb_conv_geom *g, int pad_value, int bits, co
 #if defined(EB_VA_GT)
   fuse_ok = !bits && out->bits != NULL && (size_t)taps * wpr <= (size_t)EB_MAX_STEPS;
 #endif
+  /* a float output's stage in registers too (fuse 2): EB_F32_EPI */
+  int ffuse_ok = 0;
+#if defined(EB_F32_EPI)
+  ffuse_ok = !bits && out->f32 != NULL && out->bits == NULL && (size_t)taps * wpr <= (size_t)EB_MAX_STEPS;
+#endif
+  static const int32_t zero_corr[EB_OG];
+  /* a border pixel's padding correction, by the set of its padding taps (as lcache) */
+  int32_t corrp[EB_P][EB_OG], ccache[EB_LIMCACHE][EB_OG];
+  uint64_t ckey[EB_LIMCACHE];
+  int cn = 0;
+  EB_ISA(f32_stage) fe;
+  fe.lo = out->out_min, fe.hi = out->out_max, fe.rlo = out->res_min, fe.rhi = out->res_max, fe.full = full;
+  fe.clo = out->clamp_lo, fe.chi = out->clamp_hi, fe.alo = out->aff_lo, fe.ahi = out->aff_hi, fe.post = out->post;
   int y_lo, y_hi, x_lo, x_hi;
   EB_ISA(interior)(g->oh, g->ih, g->sh, g->pt, (g->kh - 1) * g->dh + 1, &y_lo, &y_hi);
   EB_ISA(interior)(g->ow, g->iw, g->sw, g->pl, (g->kw - 1) * g->dw + 1, &x_lo, &x_hi);
+  EB_ISA(f32_group) fg;
   for (int og = oc0; og < oc1; og += EB_OG) {
     const int on = oc1 - og < EB_OG ? oc1 - og : EB_OG;
     const uint64_t *wg = pv.w + (size_t)(og / 8) * pv.bstride;
+    if (out->f32 && !out->bits) EB_ISA(f32_group_of)(out, og, on, &fg);
+    fe.m = fg.m, fe.b = fg.b, fe.t = fg.t, fe.s2 = fg.s2, fe.b2 = fg.b2, fe.on = on;
+    cn = 0;
     if (fuse_ok) {
       ln = 0;
       EB_ISA(bit_limits)(out, og, on, full, NULL, lim0);
@@ -359,8 +485,38 @@ static void EB_ISA(conv_tile)(const eb_conv_geom *g, int pad_value, int bits, co
          * kw*wpr words in the input and in the packed filter, so a row is one
          * long tap and the per-tap overhead drops kw-fold */
         const int rowrun = block_in && g->dw == 1 && planes == 1 && g->kh <= EB_TAPCHUNK;
-        const int fuse = fuse_ok && (rowrun || taps <= EB_TAPCHUNK);
-        if (fuse)
+        const int fuse = fuse_ok && (rowrun || taps <= EB_TAPCHUNK)
+                             ? 1 : ffuse_ok && (rowrun || taps <= EB_TAPCHUNK) ? 2 : 0;
+        if (fuse == 2)
+          for (int p = 0; p < P; ++p) {
+            const int ox = ox0 + p;
+            const size_t pix = (size_t)r * (size_t)g->ow + (size_t)ox;
+            fe.y[p] = out->f32 + pix * (size_t)g->oc + (size_t)og;
+            fe.res[p] = out->res ? out->res + pix * (size_t)g->oc + (size_t)og : NULL;
+            fe.corr[p] = zero_corr;
+            if (pad_value || (row_in && ox >= x_lo && ox < x_hi)) continue;
+            const uint64_t key = taps <= 64 ? EB_ISA(pad_taps)(g, oy, ox) : 0;
+            int hit = -1;
+            for (int i = 0; i < cn && taps <= 64; ++i)
+              if (ckey[i] == key) hit = i;
+            if (hit >= 0) {
+              fe.corr[p] = ccache[hit];
+              continue;
+            }
+            int32_t *dst = corrp[p];
+            if (taps <= 64 && cn < EB_LIMCACHE) {
+              ckey[cn] = key;
+              dst = ccache[cn++];
+            }
+            memset(dst, 0, sizeof corrp[p]);
+            for (int t = 0; t < taps; ++t)
+              if (!EB_ISA(tap_inside)(g, oy, ox, t)) {
+                const int32_t *ws = pv.wsum + (size_t)t * (size_t)pv.ocp + (size_t)og;
+                for (int c = 0; c < on; ++c) dst[c] += ws[c];
+              }
+            fe.corr[p] = dst;
+          }
+        if (fuse == 1)
           for (int p = 0; p < P; ++p) {
             const int ox = ox0 + p;
             limp[p] = lim0;
@@ -394,20 +550,23 @@ static void EB_ISA(conv_tile)(const eb_conv_geom *g, int pad_value, int bits, co
                                         (size_t)(ox0 * g->sw - g->pl)) * xps + (size_t)j * wpr;
             EB_ISA(core_n)(P, bits != 0, fuse, g->kh, (size_t)g->kw * wpr, NULL, base,
                            (size_t)g->dh * (size_t)g->iw * xps, (size_t)g->sw * xps, wg, pv.bstride, cnt, limp, neg,
-                           obits);
+                           obits, &fe);
           } else
           for (int t0 = 0; t0 < taps; t0 += EB_TAPCHUNK) {
             const int nt = taps - t0 < EB_TAPCHUNK ? taps - t0 : EB_TAPCHUNK;
             if (block_in) EB_ISA(tap_ptrs_inside)(g, x, xps, (size_t)j * wpr, n, oy, ox0, P, t0, nt, ptrs);
             else EB_ISA(tap_ptrs)(g, x, xps, (size_t)j * wpr, pv.zero, n, oy, ox0, P, t0, nt, ptrs);
             EB_ISA(core_n)(P, bits != 0, fuse, nt, wpr, ptrs, NULL, 0, 0, wg + (size_t)t0 * wpr * 8, pv.bstride, cnt,
-                           limp, neg, obits);
+                           limp, neg, obits, &fe);
           }
           if (fuse) break; /* one plane */
           for (int p = 0; p < P; ++p) {
             const int ox = ox0 + p;
             if (!bits) { /* xor: dot = taps*ic - 2*mismatches, with every tap read as +1 in the padding */
-              for (int c = 0; c < on; ++c) tot[p][c] = full - 2 * (int32_t)cnt[p][c];
+              if (on == EB_OG)
+                for (int c = 0; c < EB_OG; ++c) tot[p][c] = full - 2 * (int32_t)cnt[p][c];
+              else
+                for (int c = 0; c < on; ++c) tot[p][c] = full - 2 * (int32_t)cnt[p][c];
               if (!pad_value && !(row_in && ox >= x_lo && ox < x_hi))
                 for (int t = 0; t < taps; ++t)
                   if (!EB_ISA(tap_inside)(g, oy, ox, t)) {
@@ -426,13 +585,16 @@ static void EB_ISA(conv_tile)(const eb_conv_geom *g, int pad_value, int bits, co
         }
         const size_t pix0 = (size_t)r * (size_t)g->ow + (size_t)ox0;
         if (fuse) {
+          uint64_t *const dst = fuse == 1 ? out->bits : out->sbits;
           const unsigned sh = (unsigned)(og % 64);
-          for (int p = 0; p < P; ++p) {
-            uint64_t *wp = out->bits + (pix0 + (size_t)p) * owords + (size_t)og / 64;
+          for (int p = 0; dst && p < P; ++p) {
+            uint64_t *wp = dst + (pix0 + (size_t)p) * owords + (size_t)og / 64;
             *wp = sh ? *wp | (uint64_t)obits[p] << sh : (uint64_t)obits[p];
           }
         } else {
-          for (int p = 0; p < P; ++p) EB_ISA(emit)(out, g->oc, pix0 + (size_t)p, og, on, tot[p]);
+          for (int p = 0; p < P; ++p)
+            if (out->f32 && !out->bits) EB_ISA(emit_f32)(out, g->oc, pix0 + (size_t)p, og, on, tot[p], &fg);
+            else EB_ISA(emit)(out, g->oc, pix0 + (size_t)p, og, on, tot[p]);
         }
         ox0 += P;
       }
@@ -507,7 +669,8 @@ void EB_ISA(horq_tile)(const eb_conv_geom *g, int order, const float *x, const v
             const int nt = taps - t0 < EB_TAPCHUNK ? taps - t0 : EB_TAPCHUNK;
             for (int t = 0; t < nt; ++t)
               for (int p = 0; p < P; ++p) ptrs[t * EB_P + p] = hb + (size_t)(i0 + p) * wpf + (size_t)(t0 + t) * wpr;
-            EB_ISA(core_n)(P, 0, 0, nt, wpr, ptrs, NULL, 0, 0, wg + (size_t)t0 * wpr * 8, pv.bstride, cnt, NULL, 0, NULL);
+            EB_ISA(core_n)(P, 0, 0, nt, wpr, ptrs, NULL, 0, 0, wg + (size_t)t0 * wpr * 8, pv.bstride, cnt, NULL, 0, NULL,
+                           NULL);
           }
           for (int p = 0; p < P; ++p) {
             int32_t *ap = acc + (pix * (size_t)order + (size_t)(i0 + p)) * (size_t)g->oc + (size_t)og;

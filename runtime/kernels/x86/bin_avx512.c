@@ -2,7 +2,10 @@
  * vpxorq + vpopcntq + vpaddq per 8 words. Flags for this file only
  * (-mavx512f -mavx512vpopcntdq -mavx512bw ...); kernels.c checks the CPU. */
 #include <immintrin.h>
+#include <math.h>
 #include <stdint.h>
+
+#include "kernels.h" /* EB_POST_* for the float stage below */
 
 #define EB_ISA(name) eb_avx512_##name
 #define EB_VL 8
@@ -38,6 +41,70 @@ static inline uint64_t eb_avx512_bits64(const int32_t *a, const int32_t *t, cons
   return w;
 }
 
+/* clampf of bin_impl.h/ref, lane by lane: lo where v < lo, else hi where v > hi (NaN kept) */
+static inline __m256 eb_avx512_clamp8(__m256 v, float lo, float hi) {
+  if (lo == -INFINITY && hi == INFINITY) return v; /* no bound can bite, NaN included: skip */
+  const __m256 l = _mm256_set1_ps(lo), h = _mm256_set1_ps(hi);
+  const __mmask8 below = _mm256_cmp_ps_mask(v, l, _CMP_LT_OQ), above = _mm256_cmp_ps_mask(v, h, _CMP_GT_OQ);
+  return _mm256_mask_blend_ps(below, _mm256_mask_blend_ps(above, v, h), l);
+}
+
+/* Float output stage of 8 channels from their 64-bit mismatch counts (EB_F32_EPI):
+ * acc = full - 2*cnt - corr, then m*acc + b, clamp, the post stages (kernels.h), + res, clamp, each a separate
+ * IEEE operation as in ref (ISO C mode: no contraction into FMA). Lanes >= n are
+ * neither loaded nor stored. Returns bit c set where the value < t[c]. */
+static inline __attribute__((always_inline)) uint32_t eb_avx512_f32epi(__m512i a, int32_t full, const int32_t *corr,
+                                                                     const float *m, const float *b, const float *t,
+                                                                     float lo, float hi, int post, float clo,
+                                                                     float chi, const float *s2, const float *b2,
+                                                                     float alo, float ahi, const float *res, float rlo,
+                                                                     float rhi, float *y, int n) {
+  if (n <= 0) return 0;
+  const __mmask8 k = n >= 8 ? (__mmask8)0xff : (__mmask8)((1u << n) - 1u);
+  const __m256i cnt = _mm512_cvtepi64_epi32(a);
+  const __m256i acc = _mm256_sub_epi32(_mm256_sub_epi32(_mm256_set1_epi32(full), _mm256_add_epi32(cnt, cnt)),
+                                       _mm256_loadu_si256((const __m256i *)corr));
+  __m256 v = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(m), _mm256_cvtepi32_ps(acc)), _mm256_loadu_ps(b));
+  v = eb_avx512_clamp8(v, lo, hi);
+  if (post & EB_POST_CLAMP) v = eb_avx512_clamp8(v, clo, chi);
+  if (post & EB_POST_AFFINE)
+    v = eb_avx512_clamp8(_mm256_add_ps(_mm256_mul_ps(v, _mm256_loadu_ps(s2)), _mm256_loadu_ps(b2)), alo, ahi);
+  if (res) v = eb_avx512_clamp8(_mm256_add_ps(v, _mm256_maskz_loadu_ps(k, res)), rlo, rhi);
+  _mm256_mask_storeu_ps(y, k, v);
+  return (uint32_t)_mm256_mask_cmp_ps_mask(k, v, _mm256_loadu_ps(t), _CMP_LT_OQ);
+}
+
+/* The same stage on two accumulators at once (EB_F32_EPI2): 16 channels in one zmm of floats,
+ * half the float instructions. */
+static inline __m512 eb_avx512_clamp16(__m512 v, float lo, float hi) {
+  if (lo == -INFINITY && hi == INFINITY) return v;
+  const __m512 l = _mm512_set1_ps(lo), h = _mm512_set1_ps(hi);
+  const __mmask16 below = _mm512_cmp_ps_mask(v, l, _CMP_LT_OQ), above = _mm512_cmp_ps_mask(v, h, _CMP_GT_OQ);
+  return _mm512_mask_blend_ps(below, _mm512_mask_blend_ps(above, v, h), l);
+}
+
+static inline __attribute__((always_inline)) uint32_t eb_avx512_f32epi2(__m512i a0, __m512i a1, int32_t full,
+                                                                      const int32_t *corr, const float *m,
+                                                                      const float *b, const float *t, float lo,
+                                                                      float hi, int post, float clo, float chi,
+                                                                      const float *s2, const float *b2, float alo,
+                                                                      float ahi, const float *res, float rlo,
+                                                                      float rhi, float *y, int n) {
+  if (n <= 0) return 0;
+  const __mmask16 k = n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1u);
+  const __m512i cnt = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(a0)), _mm512_cvtepi64_epi32(a1), 1);
+  const __m512i acc = _mm512_sub_epi32(_mm512_sub_epi32(_mm512_set1_epi32(full), _mm512_add_epi32(cnt, cnt)),
+                                       _mm512_loadu_si512(corr));
+  __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(m), _mm512_cvtepi32_ps(acc)), _mm512_loadu_ps(b));
+  v = eb_avx512_clamp16(v, lo, hi);
+  if (post & EB_POST_CLAMP) v = eb_avx512_clamp16(v, clo, chi);
+  if (post & EB_POST_AFFINE)
+    v = eb_avx512_clamp16(_mm512_add_ps(_mm512_mul_ps(v, _mm512_loadu_ps(s2)), _mm512_loadu_ps(b2)), alo, ahi);
+  if (res) v = eb_avx512_clamp16(_mm512_add_ps(v, _mm512_maskz_loadu_ps(k, res)), rlo, rhi);
+  _mm512_mask_storeu_ps(y, k, v);
+  return (uint32_t)_mm512_mask_cmp_ps_mask(k, v, _mm512_loadu_ps(t), _CMP_LT_OQ);
+}
+
 #define EB_VA_ZERO() _mm512_setzero_si512()
 #define EB_VD_LOAD(p) _mm512_loadu_si512((const void *)(p))
 #define EB_VD_BCAST(u) _mm512_set1_epi64((long long)(u))
@@ -47,6 +114,18 @@ static inline uint64_t eb_avx512_bits64(const int32_t *a, const int32_t *t, cons
 #define EB_VA_GT(a, lim) ((unsigned)_mm512_cmpgt_epi64_mask((a), (lim)))
 #define EB_MAX_STEPS ((size_t)1 << 24)
 #define EB_PACK64(x, thr) eb_avx512_pack64((x), (thr))
+/* offsets past `on` are formed only when n > 0 inside */
+#define EB_F32_EPI2(a0, a1, e, p, j)                                                                           \
+  eb_avx512_f32epi2((a0), (a1), (e)->full, (e)->corr[p] + (j) * 8, (e)->m + (j) * 8, (e)->b + (j) * 8,             \
+                    (e)->t + (j) * 8, (e)->lo, (e)->hi, (e)->post, (e)->clo, (e)->chi, (e)->s2 + (j) * 8,          \
+                    (e)->b2 + (j) * 8, (e)->alo, (e)->ahi,                                                         \
+                    (e)->res[p] && (e)->on > (j) * 8 ? (e)->res[p] + (j) * 8 : NULL, (e)->rlo, (e)->rhi,           \
+                    (e)->on > (j) * 8 ? (e)->y[p] + (j) * 8 : (e)->y[p], (e)->on - (j) * 8)
+#define EB_F32_EPI(a, e, p, j)                                                                                 \
+  eb_avx512_f32epi((a), (e)->full, (e)->corr[p] + (j) * 8, (e)->m + (j) * 8, (e)->b + (j) * 8, (e)->t + (j) * 8, \
+                   (e)->lo, (e)->hi, (e)->post, (e)->clo, (e)->chi, (e)->s2 + (j) * 8, (e)->b2 + (j) * 8,          \
+                   (e)->alo, (e)->ahi, (e)->res[p] && (e)->on > (j) * 8 ? (e)->res[p] + (j) * 8 : NULL, (e)->rlo,   \
+                   (e)->rhi, (e)->on > (j) * 8 ? (e)->y[p] + (j) * 8 : (e)->y[p], (e)->on - (j) * 8)
 #define EB_BITS64(a, t, d) eb_avx512_bits64((a), (t), (d))
 
 #include "portable/bin_impl.h"
