@@ -80,9 +80,11 @@ def from_bytes(data: bytes) -> Graph:
         if qkind == spec.QUANT_TENSOR:
             t.quant = Quant(np.float32(scale), np.int32(zp))
         elif qkind == spec.QUANT_CHANNEL:
-            _check(sref < n_t and zref < n_t and g.tensors[sref].is_const and g.tensors[zref].is_const,
+            no_zp = zref == spec.NONE_INDEX  # symmetric: the writer leaves the all-zero vector out
+            _check(sref < n_t and g.tensors[sref].is_const and (no_zp or (zref < n_t and g.tensors[zref].is_const)),
                    f"tensor {t.name!r}: bad per-channel quantization references")
-            t.quant = Quant(g.tensors[sref].data, g.tensors[zref].data, qaxis)
+            sc = g.tensors[sref].data
+            t.quant = Quant(sc, np.zeros(sc.shape, np.int32) if no_zp else g.tensors[zref].data, qaxis)
 
     _check(len(grph) >= 16, "graph section too short")
     n_ops, n_in, n_out, _ = np.frombuffer(grph[:16], "<u4")
@@ -135,7 +137,7 @@ def from_bytes(data: bytes) -> Graph:
             g.metadata[_string(strs, ko, kl)] = _string(strs, vo, vl)
     # Per-channel scales/zero points are stored as trailing hidden tensors (an encoding detail
     # of the writer): drop them so that reading and writing again gives the same bytes.
-    hidden = {i for q in raw_quant if q[0] == spec.QUANT_CHANNEL for i in q[4:6]}
+    hidden = {i for q in raw_quant if q[0] == spec.QUANT_CHANNEL for i in q[4:6] if i != spec.NONE_INDEX}
     used = {i for op in g.ops for i in op.inputs + op.outputs if i is not None} | set(g.inputs) | set(g.outputs)
     if hidden and not hidden & used and hidden == set(range(n_t - len(hidden), n_t)):
         del g.tensors[n_t - len(hidden):]

@@ -43,13 +43,17 @@ def _tensor_bytes(t: Tensor) -> bytes:
 
 
 def _with_quant_tensors(graph: Graph) -> tuple[list[Tensor], dict[int, tuple[int, int]]]:
-    """Per-channel scales and zero points become hidden constant tensors the record points at."""
+    """Per-channel scales and zero points become hidden constant tensors the record points at
+    (zero points only when one is non-zero)."""
     tensors = list(graph.tensors)
     refs: dict[int, tuple[int, int]] = {}
     for i, t in enumerate(graph.tensors):
         if t.quant is not None and t.quant.per_channel:
             tensors.append(Tensor(f"{t.name}.scales", DType.F32, t.quant.scale.shape,
                                   data=t.quant.scale.astype(np.float32)))
+            if not np.any(t.quant.zero_point):  # symmetric (the usual weights): no zero-point vector
+                refs[i] = (len(tensors) - 1, spec.NONE_INDEX)
+                continue
             tensors.append(Tensor(f"{t.name}.zero_points", DType.I32, t.quant.zero_point.shape,
                                   data=t.quant.zero_point.astype(np.int32)))
             refs[i] = (len(tensors) - 2, len(tensors) - 1)

@@ -204,10 +204,11 @@ static eb_status parse_tensors(eb_model *m, const sections *s, eb_error *err) {
     if (t->quant_axis < 0 || t->quant_axis >= t->ndim) FAIL("tensor '%s': quantization axis %d out of range", t->name, t->quant_axis);
     int64_t c = t->dims[t->quant_axis];
     uint32_t si = t->scales_tensor, zi = t->zero_points_tensor;
-    if (si >= n || zi >= n) FAIL("tensor '%s': per-channel scales reference a missing tensor", t->name);
-    const eb_tensor *ts = &m->tensors[si], *tz = &m->tensors[zi];
-    if (!ts->data || ts->dtype != EB_F32 || ts->ndim != 1 || ts->dims[0] != c || !tz->data || tz->dtype != EB_I32 ||
-        tz->ndim != 1 || tz->dims[0] != c)
+    /* no zero-point tensor (0xFFFFFFFF): every zero point is 0 */
+    if (si >= n || (zi >= n && zi != EBF_NONE)) FAIL("tensor '%s': per-channel scales reference a missing tensor", t->name);
+    const eb_tensor *ts = &m->tensors[si], *tz = zi == EBF_NONE ? NULL : &m->tensors[zi];
+    if (!ts->data || ts->dtype != EB_F32 || ts->ndim != 1 || ts->dims[0] != c ||
+        (tz && (!tz->data || tz->dtype != EB_I32 || tz->ndim != 1 || tz->dims[0] != c)))
       FAIL("tensor '%s': per-channel scales/zero points must be constant f32/i32 vectors of %lld", t->name, (long long)c);
     const float *sc = ts->data;
     for (int64_t k = 0; k < c; k++)

@@ -182,6 +182,7 @@ static eb_status check_q8_weights(const eb_model *m, eb_error *err, const eb_nod
   }
   REQ(w->quant_kind == EBF_QUANT_CHANNEL && w->quant_axis == axis,
       "int8 weights need a per-tensor scale or per-channel scales along axis %d (the output channels)", axis);
+  if (w->zero_points_tensor == EBF_NONE) return EB_OK; /* symmetric by construction */
   const int32_t *zp = m->tensors[w->zero_points_tensor].data;
   for (int64_t c = 0; c < w->dims[axis]; c++)
     REQ(zp[c] == 0, "int8 weights must be symmetric: channel %lld has zero point %d", (long long)c, (int)zp[c]);
@@ -851,7 +852,7 @@ void eb_op_run(const eb_session *s, const eb_node *nd) {
         for (int d = 0; d < x->quant_axis; d++) outer *= (size_t)x->dims[d];
         for (int d = x->quant_axis + 1; d < x->ndim; d++) inner *= (size_t)x->dims[d];
         eb_ref_dequantize_i8(outer, (int)x->dims[x->quant_axis], inner, PTR(0), m->tensors[x->scales_tensor].data,
-                             m->tensors[x->zero_points_tensor].data, out);
+                             x->zero_points_tensor == EBF_NONE ? NULL : m->tensors[x->zero_points_tensor].data, out);
       } else {
         eb_ref_dequantize_i8(1, 1, x->count, PTR(0), &x->scale, &x->zero_point, out);
       }
