@@ -55,7 +55,7 @@ def _int8(graph, int8: dict | None, progress=None):
     shape, layout = input_spec(graph)
     samples = load_calibration(int8["calibration"], shape, layout, preprocess_of(graph))
     res = quantize_graph(graph, samples, method=int8.get("method", "minmax"), keep_float=int8.get("keep_float", ()),
-                         tolerance=int8.get("tolerance", 0.1), progress=progress)
+                         tolerance=int8.get("tolerance", 0.1), min_k=int8.get("min_k", 16), progress=progress)
     return res.graph, res
 
 
@@ -97,7 +97,8 @@ def convert(model, example_input=None, output=None, input_shape=None, allow_pick
     int8: post-training int8 for the float layers, {"calibration": inputs (.npy / .npz path, a folder
     of images, or an array), "method": "minmax" | "percentile" | "mse", "keep_float": [layer names or
     globs], "tolerance": 0.1 (a layer whose int8 output alone is off by more, relative RMS, stays
-    float; None: never)}; progress(stage, done, total) hears about the calibration runs.
+    float; None: never), "min_k": 16 (a conv / FC with fewer products per output stays float)};
+    progress(stage, done, total) hears about the calibration runs.
     A path ending in .onnx is imported as ONNX / QONNX (see convert_onnx), .tflite as TFLite
     (see convert_tflite).
     """

@@ -28,6 +28,8 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from peers import ort_session, ort_static_int8  # noqa: E402
 CACHE = ROOT / "build" / "int8-bench"
 MODELS = {
     "mobilenet_v1": ("mobilenet_v1", {"width": 0.5, "num_classes": 10, "in_channels": 1}),
@@ -58,35 +60,9 @@ def train(dataset: str, name: str, epochs: int, log) -> torch.nn.Module:
 
 
 def ort_int8(model, example, calib: np.ndarray, d: Path):
-    """The float model through torch.onnx.export, quantized by onnxruntime with the same data."""
-    import onnxruntime as ort
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    f32 = d / "float.onnx"
-    torch.onnx.export(model, (example,), str(f32), dynamo=False, opset_version=17, input_names=["x"])
-    pre = d / "pre.onnx"
-    quant_pre_process(str(f32), str(pre))
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.it = iter(calib[i:i + 1] for i in range(len(calib)))
-
-        def get_next(self):
-            x = next(self.it, None)
-            return None if x is None else {"x": x}
-
-    q = d / "int8.onnx"
-    quantize_static(str(pre), str(q), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                    calibrate_method=CalibrationMethod.MinMax)
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    sess = {k: ort.InferenceSession(str(p), so, providers=["CPUExecutionProvider"]) for k, p in
-            (("float", f32), ("int8", q))}
-    return sess, q.stat().st_size
+    """onnxruntime sessions on the float model and on its own static int8 of it (same calibration)."""
+    f32, q = ort_static_int8(model, example, calib, d)
+    return {"float": ort_session(f32), "int8": ort_session(q)}, q.stat().st_size
 
 
 def accuracy(fn, x: np.ndarray, y: np.ndarray) -> float:

@@ -25,6 +25,7 @@ import argparse
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,9 +34,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "data"
-for cand in (ROOT / "shared" / "data", Path("/work/shared/data")):
-    if cand.exists():
-        SHARED = cand
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from peers import cpu_name, ort_session, ort_static_int8  # noqa: E402
 
 from edgebnn import Runtime  # noqa: E402
 from edgebnn.format import save  # noqa: E402
@@ -45,16 +45,6 @@ ENGINES = {"q8": {}, "portable": {"EDGEBNN_Q8": "portable"}, "xnnpack": {"EDGEBN
            "ref": {"EDGEBNN_KERNELS": "ref", "EDGEBNN_XNNPACK": "0"}}
 
 rng = np.random.default_rng(0)
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown cpu"
 
 
 def load(path, env: dict, threads: int) -> Runtime:
@@ -136,34 +126,8 @@ def layers():
 
 
 def ort_int8(model, example, calib, d: Path):
-    """onnxruntime's static QDQ per-channel int8 of the float model (as benchmarks/int8/run.py)."""
-    import onnxruntime as ort
-    import torch
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    f32 = d / "float.onnx"
-    torch.onnx.export(model, (torch.from_numpy(example),), str(f32), dynamo=False, opset_version=17, input_names=["x"])
-    pre = d / "pre.onnx"
-    quant_pre_process(str(f32), str(pre))
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.it = iter(calib[i:i + 1] for i in range(len(calib)))
-
-        def get_next(self):
-            x = next(self.it, None)
-            return None if x is None else {"x": x}
-
-    q = d / "int8.onnx"
-    quantize_static(str(pre), str(q), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                    calibrate_method=CalibrationMethod.MinMax)
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    return ort.InferenceSession(str(q), so, providers=["CPUExecutionProvider"])
+    """onnxruntime's static QDQ per-channel int8 of the float model (benchmarks/peers.py)."""
+    return ort_session(ort_static_int8(model, example, calib, d)[1])
 
 
 def whole_models(d: Path, threads: int, rounds: int, log):

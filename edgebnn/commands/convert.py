@@ -53,13 +53,17 @@ def _progress():
 @click.option("--int8-tolerance", type=float, default=0.1, show_default=True, metavar="FRACTION",
               help="With --int8, keep in float any layer whose output in int8 alone is off by more than this "
                    "(relative RMS error on the calibration data); 'inf' keeps none.")
+@click.option("--int8-min-k", type=click.IntRange(0), default=16, show_default=True, metavar="K",
+              help="With --int8, keep in float a conv / FC with fewer than K products per output (a 3x3 stem "
+                   "on a 1-channel image has 9): int8 kernels run no faster there. 0 quantizes them too.")
 @click.option("--preprocess", metavar="JSON",
               help='How an image becomes the input, stored for `edgebnn run` and used for a --calibration '
                    'folder: {"grayscale": true, "scale": 0.00392, "mean": [..], "std": [..], "invert": false}.')
 @click.option("-q", "--quiet", is_flag=True, help="Print only the summary line.")
 def convert(model: Path, output: Path | None, input_shape: str | None, report_path: Path | None,
             labels: Path | None, allow_pickle: bool, int8: bool, calibration: Path | None, calibration_method: str,
-            keep_float: tuple[str, ...], int8_tolerance: float, preprocess: str | None, quiet: bool):
+            keep_float: tuple[str, ...], int8_tolerance: float, int8_min_k: int, preprocess: str | None,
+            quiet: bool):
     """Convert a PyTorch, ONNX / QONNX or TFLite / LCE model to the packed format and report what
     each layer became.
 
@@ -117,7 +121,7 @@ def convert(model: Path, output: Path | None, input_shape: str | None, report_pa
         if calibration is None:
             raise UserError("--int8 needs calibration data: --calibration inputs.npy (or .npz, or a folder of images)")
         q = {"calibration": calibration, "method": calibration_method, "keep_float": list(keep_float),
-             "tolerance": None if math.isinf(int8_tolerance) else int8_tolerance}
+             "tolerance": None if math.isinf(int8_tolerance) else int8_tolerance, "min_k": int8_min_k}
     report = run_convert(model, output=out, input_shape=input_shape, allow_pickle=allow_pickle, labels=label_list,
                          preprocess=pre, int8=q, progress=None if quiet else _progress())
     if report_path:

@@ -414,10 +414,21 @@ def _match_keep(graph: Graph, patterns) -> set[str]:
     return keep
 
 
+def _products(graph: Graph, op: Op) -> int:
+    """Products per output value (K of the layer's GEMM)."""
+    w = graph.tensors[op.inputs[1]].shape
+    return w[0] * w[1] if op.type is OpType.DEPTHWISE_CONV2D else int(np.prod(w[1:]))
+
+
 def quantize_graph(graph: Graph, samples: np.ndarray, method: str = "minmax", keep_float=(),
                    tolerance: float | None = 0.1, percentile: float = 99.99, error_samples: int = 256,
-                   progress: Progress | None = None) -> Int8Result:
-    """Rewrite graph's float layers to int8 from calibration `samples` (S, *input shape[1:]), as fed."""
+                   min_k: int = 16, progress: Progress | None = None) -> Int8Result:
+    """Rewrite graph's float layers to int8 from calibration `samples` (S, *input shape[1:]), as fed.
+
+    min_k: a conv or FC with fewer products per output (a 3x3 stem on one channel: 9) stays float:
+    int8 kernels pad K to their vector width and requantize every output, so such a layer runs
+    slower in int8 than in float (measured: docs/int8.md) while its weights are a few hundred bytes.
+    Depthwise layers are exempt: their int8 kernels work across channels."""
     if method not in METHODS:
         raise UserError(f"calibration method {method!r}: choose one of {', '.join(METHODS)}")
     if not 50 < percentile < 100:
@@ -436,7 +447,9 @@ def quantize_graph(graph: Graph, samples: np.ndarray, method: str = "minmax", ke
     auto = {graph.ops[i].name for i in cands
             if tolerance is not None and alone[graph.ops[i].name] > tolerance and graph.ops[i].name not in keep}
     shifts: dict[int, np.ndarray] = {}
-    qgraph, where = rewrite_int8(graph, ranges, keep | auto, shifts)
+    small = {graph.ops[i].name for i in cands if graph.ops[i].type is not OpType.DEPTHWISE_CONV2D
+             and _products(graph, graph.ops[i]) < min_k and graph.ops[i].name not in keep | auto}
+    qgraph, where = rewrite_int8(graph, ranges, keep | auto | small, shifts)
     points = [(op.name, op.outputs[0]) for op in graph.ops
               if op.type in set(HEAVY) | {OpType.ADD, OpType.GLOBAL_AVG_POOL} and T[op.outputs[0]].dtype is DType.F32]
     in_model = errors_in_model(graph, qgraph, where, points, sub, progress, shifts)
@@ -449,6 +462,9 @@ def quantize_graph(graph: Graph, samples: np.ndarray, method: str = "minmax", ke
             why = "kept in float: --keep-float"
         elif name in auto:
             why = f"kept in float: int8 alone gives {100 * alone[name]:.1f} % error > tolerance {100 * tolerance:g} %"
+        elif name in small:
+            why = (f"kept in float: {_products(qgraph, op)} products per output, fewer than --int8-min-k "
+                   f"{min_k}: int8 runs no faster there")
         res.layers.append(LayerInt8(name, op.type.name, dt, in_model.get(name), alone.get(name), why))
     res.graph = qgraph
     qgraph.metadata["quantization"] = (f"int8 post-training: {len(samples)} calibration samples, {method} ranges, "

@@ -214,6 +214,16 @@ def test_keep_float_and_tolerance(tmp_path):
     assert heavy and all(layer.kind == "fp32" and "tolerance" in layer.why_float for layer in heavy)
 
 
+def test_tiny_k_layers_stay_float_with_the_reason():
+    m, (images, _) = _bnn()
+    x = (images.astype(np.float32) / 255)[:, None]
+    rep = convert(m, example_input=torch.as_tensor(x[:1]), int8={"calibration": x})
+    stem = next(layer for layer in rep.layers if layer.op == "CONV2D")
+    assert stem.kind == "fp32" and "9 products per output" in stem.why_float
+    fc = next(layer for layer in rep.layers if layer.op == "FULLY_CONNECTED")
+    assert fc.kind == "int8"
+
+
 @pytest.mark.parametrize("method", ["percentile", "mse"])
 def test_range_methods(tmp_path, method):
     m = _small_cnn()
@@ -246,7 +256,9 @@ def _bnn():
 def test_shipped_bnn_int8_reads_the_sign_from_int8(tmp_path):
     m, (images, labels) = _bnn()
     x = (images.astype(np.float32) / 255)[:, None]
-    rep = convert(m, example_input=torch.as_tensor(x[:1]), output=tmp_path / "b.ebnn", int8={"calibration": x})
+    # min_k 0: the 9-tap stem in int8 too, so the first binary layer reads int8
+    rep = convert(m, example_input=torch.as_tensor(x[:1]), output=tmp_path / "b.ebnn",
+                  int8={"calibration": x, "min_k": 0})
     g = load_graph(tmp_path / "b.ebnn")
     sign = next(op for op in g.ops if op.type is OpType.SIGN_PACK)
     assert g.tensors[sign.inputs[0]].dtype is DType.I8  # no dequantize before the binary layers
@@ -265,7 +277,8 @@ def test_shipped_bnn_int8_accuracy_on_mnist(tmp_path, shared_data):
     test, labels = load_split("mnist", "test", shared_data / "mnist")
     cal = (train[:300].astype(np.float32) / 255)[:, None]
     convert(m, example_input=torch.as_tensor(cal[:1]), output=tmp_path / "f.ebnn")
-    convert(m, example_input=torch.as_tensor(cal[:1]), output=tmp_path / "q.ebnn", int8={"calibration": cal})
+    convert(m, example_input=torch.as_tensor(cal[:1]), output=tmp_path / "q.ebnn",
+            int8={"calibration": cal, "min_k": 0})  # the stem in int8 too: the sign reads int8 codes
     x = (test.astype(np.float32) / 255)[:, None]
     acc = {}
     for k in ("f", "q"):
