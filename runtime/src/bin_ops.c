@@ -87,9 +87,13 @@ static void ref_output(size_t rows, int oc, const eb_bin_out *out) {
  * dilations and the left padding scale by groups and the windows, interior and
  * borders stay the same: the unchanged tile kernels run each group in place. The
  * packed weights are the [oc][kh][kw][ic/groups] tensor packed as it is. */
+int eb_bin_group_fast(int ic, int oc, int groups, int bits_out) {
+  const int align = bits_out ? EB_BITS_OC_ALIGN : EB_BPACK_OC_ALIGN;
+  return (ic / groups) % 64 == 0 && (oc / groups) % align == 0;
+}
+
 static int group_fast(const eb_conv_geom *g, const eb_bin_out *out) {
-  const int ocg = g->oc / g->groups, align = out->bits ? EB_BITS_OC_ALIGN : EB_BPACK_OC_ALIGN;
-  return (g->ic / g->groups) % 64 == 0 && ocg % align == 0;
+  return eb_bin_group_fast(g->ic, g->oc, g->groups, out->bits != NULL);
 }
 
 typedef struct {

@@ -33,6 +33,9 @@ void eb_bin_kbit(eb_pool *pool, const eb_bin_kernels *k, const eb_conv_geom *g, 
 size_t eb_bin_horq_scratch(const eb_conv_geom *g, int order);
 void eb_bin_horq(eb_pool *pool, const eb_bin_kernels *k, const eb_conv_geom *g, int order, const float *x,
                  const uint64_t *w, const void *packed, int32_t *acc, float *beta, void *scratch);
+/* Whether a grouped binary conv runs on the fast kernels (each group whole 64-bit words of input
+ * and whole output-channel tiles); otherwise it falls back to ref, which needs the int32 scratch. */
+int eb_bin_group_fast(int ic, int oc, int groups, int bits_out);
 void eb_bin_pack(eb_pool *pool, const eb_bin_kernels *k, size_t rows, int c, const float *x, const float *thr,
                  uint64_t *y);
 void eb_bin_to_bits(eb_pool *pool, const eb_bin_kernels *k, size_t rows, int c, const int32_t *acc, const int32_t *thr,

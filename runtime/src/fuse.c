@@ -11,6 +11,7 @@
  * the conv's input stays alive until then, and the SIGN_PACK's output is born there. */
 #include <stdlib.h>
 
+#include "bin_ops.h"
 #include "internal.h"
 #include "kernels.h"
 
@@ -98,9 +99,16 @@ void eb_fuse_graph(eb_model *m) {
     free(u.first_sign);
     return;
   }
-  /* the fast kernels write outputs from registers: the int32 scratch is ref's alone */
-  for (int k = 0; k < m->n_nodes; k++)
-    if (m->nodes[k].type == EB_OP_BCONV2D || m->nodes[k].type == EB_OP_BFULLY_CONNECTED) m->nodes[k].scratch_bytes = 0;
+  /* the fast kernels write outputs from registers: the int32 scratch is ref's alone (and a
+   * grouped conv's whose groups do not fit the fast kernels: it runs on ref) */
+  for (int k = 0; k < m->n_nodes; k++) {
+    eb_node *nd = &m->nodes[k];
+    if (nd->type == EB_OP_BCONV2D && nd->p.groups > 1 &&
+        !eb_bin_group_fast((int)m->tensors[nd->in[0]].dims[3], (int)m->tensors[nd->in[1]].dims[0], nd->p.groups,
+                           m->tensors[nd->out].dtype == EB_BIT1))
+      continue;
+    if (nd->type == EB_OP_BCONV2D || nd->type == EB_OP_BFULLY_CONNECTED) nd->scratch_bytes = 0;
+  }
   for (int j = 0; j < m->n_nodes; j++) {
     eb_node *add = &m->nodes[j];
     if (add->type != EB_OP_ADD || m->tensors[add->out].dtype != EB_F32) continue;
