@@ -93,7 +93,7 @@ def engines(model, example, calib, d: Path, log, tolerance=0.1):
     rep = convert(model, example_input=example, output=q_path, int8={"calibration": calib, "tolerance": tolerance})
     kept = rep.int8.get("kept_float", [])
     if kept:
-        log(f"  kept in float by the tolerance: {kept}")
+        log(f"  kept in float (tolerance or --int8-min-k): {kept}")
     rf, rq = Runtime(f32_path, threads=1), Runtime(q_path, threads=1)
     sess, ort_bytes = ort_int8(model, example, calib, d)
     fns = {
