@@ -6,8 +6,10 @@
 Bi-Real Net 18 (edgebnn.zoo.birealnet18: float stem, 16 binary 3x3 convs with real shortcuts,
 float 1x1 downsampling, float classifier) is converted from PyTorch by `edgebnn.convert` and run
 by the C runtime. Its float twin (the same network with float convs, zoo `method="float"`) runs
-in onnxruntime (torch.onnx.export), PyTorch (eager, no_grad) and edgebnn (converted, its float
-layers on XNNPACK). Engines are interleaved run by run; medians of whole forward passes. Random
+in onnxruntime (torch.onnx.export), PyTorch (eager, no_grad), edgebnn (converted, its float
+layers on XNNPACK) and TFLite (the converted twin written by `edgebnn export --to lce`'s writer as
+TFLite builtins, run by ai-edge-litert's interpreter, whose default resolver hands the whole float
+graph to XNNPACK; fed NHWC, the file's layout; skipped with a note when ai-edge-litert is absent). Engines are interleaved run by run; medians of whole forward passes. Random
 weights with randomized BatchNorm statistics: speed does not depend on the values, and the
 converter is checked against PyTorch on the same input before timing.
 
@@ -38,6 +40,11 @@ def _randomize_bn(model, seed=0):
                 m.running_mean.copy_(torch.rand(m.num_features, generator=g) - 0.5)
                 m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
     return model.eval()
+
+
+def _version(dist: str) -> str:
+    from importlib.metadata import version
+    return version(dist)
 
 
 def _timed(fn):
@@ -71,6 +78,32 @@ def _thread_scaling(d: Path, x, threads, reps: int, gap: float) -> dict:
             time.sleep(gap)
             times[k].append(_timed(f))
     return {k: statistics.median(v) for k, v in times.items()}
+
+
+def _tflite_twin(d: Path, x_nchw: np.ndarray, threads: int, want: np.ndarray):
+    """The float twin as a TFLite file in ai-edge-litert's interpreter (XNNPACK), checked against
+    edgebnn's run of the same .ebnn; None when ai-edge-litert is not installed."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError as e:
+        print(f"TFLite float twin skipped: {e} (pip install ai-edge-litert)", file=sys.stderr)
+        return None
+    from edgebnn.converters.export.lce import export_lce
+    from edgebnn.format.reader import load
+    export_lce(load(d / "twin.ebnn"), d / "twin.tflite")
+    it = Interpreter(model_path=str(d / "twin.tflite"), num_threads=threads)
+    it.allocate_tensors()
+    i, o = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
+    x = np.ascontiguousarray(x_nchw.transpose(0, 2, 3, 1))
+
+    def run():
+        it.set_tensor(i, x)
+        it.invoke()
+        return it.get_tensor(o)
+    diff = float(np.abs(run() - want).max())
+    if diff > 1e-4 * float(np.abs(want).max()):
+        raise SystemExit(f"TFLite float twin disagrees with edgebnn's: max |diff| {diff:.3g}")
+    return run, diff
 
 
 def main():
@@ -113,6 +146,9 @@ def main():
             "onnxruntime float twin": lambda: sess.run(None, {sess.get_inputs()[0].name: xn}),
             "PyTorch float twin": lambda: twin(x),
         }
+        tfl = _tflite_twin(d, xn, a.threads, rt_f.run(xn))
+        if tfl is not None:
+            engines["TFLite float twin (XNNPACK)"] = tfl[0]
         times = {k: [] for k in engines}
         with torch.no_grad():
             for f in engines.values():
@@ -132,7 +168,10 @@ def main():
              f"Converted Bi-Real-18: {kinds['layers_by_kind']['binary']} binary layers, "
              f"{100 * kinds['binary_share']:.1f} % of ops binary, file {sizes['bireal'] / 2**20:.2f} MiB "
              f"(float twin {sizes['twin'] / 2**20:.1f} MiB); runtime vs PyTorch on the same input: "
-             f"max |diff| {rb.verify['max_abs_diff']:.2g}.", "",
+             f"max |diff| {rb.verify['max_abs_diff']:.2g}"
+             + (f"; TFLite twin vs edgebnn twin: max |diff| {tfl[1]:.2g}." if tfl is not None else ".")
+             + (f" Peers: onnxruntime {ort.__version__}, PyTorch {torch.__version__}"
+                + (f", ai-edge-litert {_version('ai-edge-litert')}." if tfl is not None else ".")), "",
              "| engine | median ms | vs edgebnn Bi-Real-18 |", "| --- | ---: | ---: |"]
     for k, v in med.items():
         lines.append(f"| {k} | {v * 1e3:.2f} | {v / ours:.2f}x |")

@@ -25,6 +25,13 @@ Arithmetic, exact unless said:
 - RESHAPE of packed bits reshapes the words when both innermost sizes are multiples of 32 (then
   the words hold the same bits in the same order), else goes LceDequantize, RESHAPE, LceQuantize.
 - AFFINE -> MUL then ADD (two roundings, like the runtime's x * s + b without a fused multiply-add).
+- Float conv / pool padding that is neither SAME nor VALID for its shape (PyTorch's symmetric
+  padding, e.g. a ResNet stem's 7x7/2 conv with 3 and its 3x3/2 max pool with 1) -> PAD, then
+  the op with VALID padding: zeros before a conv and before an average pool that counts its
+  padding; before a max pool, zeros when its input comes out of a ReLU (values >= 0: a zero tap
+  changes no maximum, and XNNPACK takes PAD), else PADV2 with -inf (a padded tap never wins, as
+  in the runtime, but XNNPACK leaves PADV2 to TFLite's own kernel). Only a window made of padding
+  alone (padding >= kernel, which PyTorch refuses) would differ: the runtime writes 0 there.
 
 The TFLite model's input is NHWC (TFLite's layout) even when the .ebnn input is fed NCHW.
 """
@@ -46,7 +53,7 @@ from .tflite_fb import FLOAT32, INT32, ModelBuilder, Table
 
 # BuiltinOperator and BuiltinOptions codes (tensorflow/lite/schema/schema.fbs)
 ADD, AVERAGE_POOL_2D, CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED = 0, 1, 3, 4, 9
-MAX_POOL_2D, MUL, RELU, RELU6, RESHAPE, SOFTMAX, CUSTOM, MEAN = 17, 18, 19, 21, 22, 25, 32, 40
+MAX_POOL_2D, MUL, RELU, RELU6, RESHAPE, SOFTMAX, CUSTOM, PAD, MEAN, PADV2 = 17, 18, 19, 21, 22, 25, 32, 34, 40, 60
 OPT_CONV, OPT_DW, OPT_POOL, OPT_FC, OPT_SOFTMAX, OPT_ADD, OPT_RESHAPE, OPT_MUL, OPT_REDUCER = \
     1, 2, 5, 8, 9, 11, 17, 21, 27
 SAME, VALID = 0, 1
@@ -137,6 +144,37 @@ class _Export:
         if pads == resolve_padding("same", in_hw, kernel, strides, dil):
             return SAME
         self.fail(op, f"padding {pads} is neither TFLite's SAME nor VALID for this shape")
+
+    def non_negative(self, i: int) -> bool:
+        """Whether IR tensor i is written by a ReLU / ReLU6 (on its own or fused into its producer)."""
+        for op in self.g.ops:
+            if i in op.outputs:
+                if op.type in (OpType.RELU, OpType.RELU6):
+                    return True
+                return int(op.attrs.get(Attr.ACTIVATION, (0,))[0]) in (Activation.RELU, Activation.RELU6)
+        return False
+
+    def float_padding(self, op, x: int, x_shape, kernel, dil=(1, 1), fill: float = 0.0,
+                      explicit: bool = False) -> tuple[int, int]:
+        """(input, TFLite padding) for a float op: SAME or VALID where one matches, else the input
+        padded explicitly (PAD with zeros, PADV2 with `fill` otherwise) and VALID; `explicit` pads
+        even where SAME matches (an average pool that counts its padding)."""
+        pads = tuple(op.attrs.get(Attr.PADS, (0, 0, 0, 0)))
+        strides = tuple(op.attrs.get(Attr.STRIDES, (1, 1)))
+        if pads == (0, 0, 0, 0):
+            return x, VALID
+        if not explicit and pads == resolve_padding("same", x_shape[1:3], kernel, strides, dil):
+            return x, SAME
+        t, l, b, r = pads
+        n, h, w, c = x_shape
+        y = self.fresh(f"{op.name}.padded", (n, h + t + b, w + l + r, c))
+        widths = self.m.const(f"{op.name}.paddings", np.asarray([[0, 0], [t, b], [l, r], [0, 0]], np.int32))
+        if fill == 0.0:
+            self.m.op(PAD, [x, widths], [y])
+        else:
+            value = self.m.const(f"{op.name}.pad_value", np.asarray([fill], np.float32))
+            self.m.op(PADV2, [x, widths, value], [y])
+        return y, VALID
 
     # -- emitted ops ---------------------------------------------------------------------
     def custom(self, name: str, inputs, outputs, options: dict | None = None):
@@ -287,7 +325,7 @@ class _Export:
             kh, kw = wd.shape[1:3]
             dil = tuple(op.attrs.get(Attr.DILATIONS, (1, 1)))
             strides = tuple(op.attrs.get(Attr.STRIDES, (1, 1)))
-            pad = self.padding(op, x_shape[1:3], (kh, kw), dil)
+            x, pad = self.float_padding(op, x, x_shape, (kh, kw), dil)
             w = self.m.const(f"{op.name}.weights", wd)
             b = self.m.const(f"{op.name}.bias", self.vec(ins[2] if len(ins) > 2 else None, oc, 0.0, op).astype(np.float32))
             opts = Table({0: ("b", pad), 1: ("i", strides[1]), 2: ("i", strides[0])})
@@ -317,9 +355,14 @@ class _Export:
         if t is OpType.MAX_POOL2D or t is OpType.AVG_POOL2D:
             kh, kw = op.attrs[Attr.KERNEL]
             sh, sw = op.attrs.get(Attr.STRIDES, (kh, kw))
-            pad = self.padding(op, x_shape[1:3], (kh, kw))
-            if t is OpType.AVG_POOL2D and pad == SAME and int(op.attrs.get(Attr.COUNT_INCLUDE_PAD, (0,))[0]):
-                self.fail(op, "TFLite's average pool never counts padding (count_include_pad=1)")
+            if t is OpType.MAX_POOL2D:
+                fill = 0.0 if self.non_negative(x_ir) else float("-inf")
+                x, pad = self.float_padding(op, x, x_shape, (kh, kw), fill=fill)
+            elif int(op.attrs.get(Attr.COUNT_INCLUDE_PAD, (0,))[0]):
+                # TFLite's average pool never counts padding: zeros padded in front are counted
+                x, pad = self.float_padding(op, x, x_shape, (kh, kw), explicit=True)
+            else:
+                pad = self.padding(op, x_shape[1:3], (kh, kw))
             self.m.op(MAX_POOL_2D if t is OpType.MAX_POOL2D else AVERAGE_POOL_2D, [x], [self.act_out(y_ir)], OPT_POOL,
                       Table({0: ("b", pad), 1: ("i", sw), 2: ("i", sh), 3: ("i", kw), 4: ("i", kh), 5: ("b", 0)}))
             return

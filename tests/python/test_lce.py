@@ -305,6 +305,81 @@ def test_unsupported_op_is_one_line(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+
+# -- float layers with PyTorch's explicit padding (a ResNet stem), run by TFLite with XNNPACK -----------
+@pytest.fixture(scope="module")
+def litert():
+    """ai-edge-litert's interpreter with its default resolver: XNNPACK takes the float ops."""
+    try:
+        from ai_edge_litert import interpreter
+    except Exception as e:  # noqa: BLE001 - a missing or broken install is a reason to skip
+        pytest.skip(f"ai-edge-litert does not load here ({e}); pip install ai-edge-litert")
+
+    def run(data: bytes, x: np.ndarray) -> tuple[np.ndarray, list[str]]:
+        it = interpreter.Interpreter(model_content=data, num_threads=1)
+        it.allocate_tensors()
+        it.set_tensor(it.get_input_details()[0]["index"], np.ascontiguousarray(x, np.float32))
+        it.invoke()
+        return it.get_tensor(it.get_output_details()[0]["index"]), [o["op_name"] for o in it._get_ops_details()]
+    return run
+
+
+def _stem_graph(h, w, c, pool, seed=0):
+    """conv 7x7/2 with padding 3 (+ bias), then a 3x3/2 pool with padding 1: neither is SAME for
+    these shapes. 'max': no ReLU between them, the max pool sees negative values, so zero padding
+    would be wrong where -inf padding is right; 'relu_max': a ReLU fused into the conv, zeros are
+    exact."""
+    rng = np.random.default_rng(seed)
+    b = GraphBuilder()
+    x = b.input("x", (2, h, w, c))
+    y = b.conv2d(x, b.const(rng.standard_normal((16, 7, 7, c)).astype(np.float32), name="w"),
+                 bias=rng.standard_normal(16).astype(np.float32), strides=2, padding=3,
+                 activation="relu" if pool == "relu_max" else None, name="stem")
+    if pool in ("max", "relu_max"):
+        y = b.max_pool2d(y, 3, 2, 1, name="pool")
+    elif pool == "avg_count_pad":
+        y = b.avg_pool2d(y, 3, 2, 1, count_include_pad=True, name="pool")
+    b.output(y, "y")
+    return b.build(), rng.standard_normal((2, h, w, c)).astype(np.float32)
+
+
+@pytest.mark.parametrize("h,w,c", [(32, 32, 3), (31, 30, 1), (17, 24, 5)])
+@pytest.mark.parametrize("pool", ["max", "relu_max", "avg_count_pad", "none"])
+def test_explicit_padding_matches_tflite(litert, h, w, c, pool):
+    g, x = _stem_graph(h, w, c, pool, seed=h + c)
+    want = Runtime(to_bytes(g)).run(x)
+    got, ops = litert(to_lce_bytes(g), x)
+    assert ops.count("PAD") == 1 + (pool in ("avg_count_pad", "relu_max")) and ops.count("PADV2") == (pool == "max")
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * float(np.abs(want).max()))
+    if pool == "max":   # a zero-padded max pool differs here: the check above can fail
+        assert (want < 0).any()
+
+
+def test_same_padding_emits_no_pad(litert):
+    """Padding that is TFLite's SAME for the shape stays SAME: no PAD op."""
+    rng = np.random.default_rng(1)
+    b = GraphBuilder()
+    x = b.input("x", (1, 8, 8, 4))
+    y = b.conv2d(x, b.const(rng.standard_normal((6, 3, 3, 4)).astype(np.float32)), padding="same")
+    b.output(b.max_pool2d(y, 2, 2, "same"), "y")
+    g = b.build()
+    xv = rng.standard_normal((1, 8, 8, 4)).astype(np.float32)
+    got, ops = litert(to_lce_bytes(g), xv)
+    assert "PAD" not in ops and "PADV2" not in ops
+    want = Runtime(to_bytes(g)).run(xv)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * float(np.abs(want).max()))
+
+
+def test_avg_pool_without_counted_padding_is_one_line(tmp_path):
+    b = GraphBuilder()
+    x = b.input("x", (1, 8, 8, 4))
+    b.output(b.avg_pool2d(x, 3, 2, 1, name="pool"), "y")
+    with pytest.raises(UserError, match="cannot export AVG_POOL2D 'pool' to LCE: padding") as e:
+        export_lce(b.build(), tmp_path / "m.tflite")
+    assert "\n" not in str(e.value)
+
+
 # -- a model made by LCE's own converter (tests/data/lce/make_lce_models.py) -------------------------
 # What LCE's converter emits differs from our exports: BatchNorm folded into post-activation
 # multipliers/biases and output thresholds, bitpacked outputs, absent (-1) optional inputs, pad value 0,
