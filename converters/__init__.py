@@ -59,6 +59,24 @@ def _int8(graph, int8: dict | None, progress=None):
     return res.graph, res
 
 
+def _emit(wg, meta: dict):
+    """The working graph as the packed IR; what it cannot express becomes one UserError line."""
+    from edgebnn.passes import EmitError, emit
+    try:
+        return emit(wg, meta)
+    except EmitError as e:
+        raise UserError(str(e)) from None
+
+
+def _finish(graph, layer_of_op, wg, source, output, int8: dict | None, progress):
+    """int8 when asked, then the report of the graph that will be written: (graph, report)."""
+    from .report import build_report
+    graph, q = _int8(graph, int8, progress)
+    report = build_report(graph, layer_of_op, wg, str(source), output)
+    _int8_report(report, q, int8)
+    return graph, report
+
+
 def _int8_report(report: ConversionReport, res, int8: dict) -> None:
     if res is None:
         return
@@ -112,10 +130,9 @@ def convert(model, example_input=None, output=None, input_shape=None, allow_pick
         import torch
     except ImportError:
         raise UserError("converting needs PyTorch: pip install 'edgebnn[convert]'") from None
-    from edgebnn.passes import EmitError, emit, run_passes
+    from edgebnn.passes import run_passes
 
     from .pytorch import export, load_model, lower
-    from .report import build_report
 
     source = "<module>"
     meta = {"producer": f"edgebnn convert (PyTorch {torch.__version__})"}
@@ -140,13 +157,7 @@ def convert(model, example_input=None, output=None, input_shape=None, allow_pick
     run_passes(wg)
     meta["input.shape"] = ",".join(str(d) for d in example_input.shape)
     _user_metadata(meta, labels, preprocess)
-    try:
-        graph, layer_of_op = emit(wg, meta)
-    except EmitError as e:
-        raise UserError(str(e)) from None
-    graph, q = _int8(graph, int8, progress)
-    report = build_report(graph, layer_of_op, wg, source, output)
-    _int8_report(report, q, int8)
+    graph, report = _finish(*_emit(wg, meta), wg, source, output, int8, progress)
     report.input_shape = tuple(example_input.shape)
     if verify:
         _verify(report, graph, ep, example_input)
@@ -162,10 +173,9 @@ def convert_onnx(path, output=None, input_shape=None, labels=None, preprocess: d
     """
     import numpy as np
 
-    from edgebnn.passes import EmitError, emit, run_passes
+    from edgebnn.passes import run_passes
 
     from .onnx import check_supported, graph_input, load_onnx, lower, reference_run
-    from .report import build_report
 
     path = Path(path)
     model = load_onnx(path)
@@ -190,13 +200,7 @@ def convert_onnx(path, output=None, input_shape=None, labels=None, preprocess: d
             "source.sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "source.file": path.name,
             "input.shape": ",".join(str(d) for d in shape)}
     _user_metadata(meta, labels, preprocess)
-    try:
-        graph, layer_of_op = emit(wg, meta)
-    except EmitError as e:
-        raise UserError(str(e)) from None
-    graph, q = _int8(graph, int8, progress)
-    report = build_report(graph, layer_of_op, wg, str(path), output)
-    _int8_report(report, q, int8)
+    graph, report = _finish(*_emit(wg, meta), wg, path, output, int8, progress)
     report.input_shape = tuple(shape)
     report.reference = "the ONNX graph (NumPy reference run)"
     if verify:
@@ -217,7 +221,6 @@ def convert_tflite(path, output=None, input_shape=None, labels=None, preprocess:
     """
     import numpy as np
 
-    from .report import build_report
     from .tflite import load_tflite, lower
     from .tflite.load import input_preprocess
     from .tflite.peer import make_interpreter, peer_run, quantize_input
@@ -236,9 +239,7 @@ def convert_tflite(path, output=None, input_shape=None, labels=None, preprocess:
     if labels:
         meta["labels"] = json.dumps([str(v) for v in labels])
     graph.metadata.update(meta)
-    graph, q = _int8(graph, int8, progress)
-    report = build_report(graph, layer_of_op, wg, str(path), output)
-    _int8_report(report, q, int8)
+    graph, report = _finish(graph, layer_of_op, wg, path, output, int8, progress)
     report.input_shape = tuple(shape)
     report.reference = "tflite-runtime"
     if verify:

@@ -199,10 +199,6 @@ class _Editor:
         return self.op(op.type, [x, wq, bq], Tensor(out.name, DType.I8, out.shape, quant=yq), op.attrs, op.name)
 
 
-def _empty_like(graph: Graph) -> Graph:
-    return Graph(metadata=dict(graph.metadata))
-
-
 def _sign_only(graph: Graph, y: int, consumers: dict[int, list[int]]) -> list[Op] | None:
     """The SIGN_PACKs that are the only readers of y (through max pools), or None."""
     if y in graph.outputs or y not in consumers:
@@ -249,7 +245,7 @@ def rewrite_int8(graph: Graph, ranges: dict[int, tuple[float, float]], keep: set
     """The int8 graph, and where each float tensor of `graph` lives in it (its int8 version when it has one).
     `shifts` receives the per-channel offsets that sign-only tensors carry (see _sign_shift)."""
     shifts = {} if shifts is None else shifts
-    new = _empty_like(graph)
+    new = Graph(metadata=dict(graph.metadata))
     ed = _Editor(new)
     same: dict[int, int] = {}   # tensor -> its copy in its original dtype
     q8: dict[int, int] = {}     # float tensor -> its int8 version
