@@ -175,6 +175,10 @@ def convert_onnx(path, output=None, input_shape=None, labels=None, preprocess: d
 
     from edgebnn.passes import run_passes
 
+    try:
+        import onnx  # noqa: F401  (the ONNX front-end and its reference run stand on it)
+    except ImportError:
+        raise UserError("converting ONNX needs the onnx package: pip install 'edgebnn[convert]'") from None
     from .onnx import check_supported, graph_input, load_onnx, lower, reference_run
 
     path = Path(path)

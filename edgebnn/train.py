@@ -102,7 +102,11 @@ def train(model_name, dataset, data_dir, method, kw, epochs, batch_size, lr, see
       edgebnn train mobilenet_v1 --kw width=0.25 --epochs 1
     Deterministic for a given --seed and --threads on the same machine.
     """
-    import torch
+    try:
+        import torch
+    except ImportError:
+        from .errors import UserError
+        raise UserError("training needs PyTorch: pip install 'edgebnn[train]'") from None
 
     from .datasets import CLASS_NAMES, DatasetNotFound, load_split
     from .nn.training import TrainConfig, accuracy, fit

@@ -1,6 +1,7 @@
 """`edgebnn demo`: the whole job on a built-in model, on a fresh install, offline."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import click
@@ -14,7 +15,7 @@ from .inspect import inspect
 
 def _samples(rng):
     """(images, labels, what): the digits shipped with the package when present, else seeded noise."""
-    p = Path(__file__).resolve().parents[1] / "zoo" / "pretrained" / "mnist_digits.npz"
+    p = _pretrained_dir() / "mnist_digits.npz"
     if p.exists():
         with np.load(p) as d:
             x, y = d["images"], d["labels"]
@@ -22,24 +23,53 @@ def _samples(rng):
     return rng.random((8, 1, 1, 28, 28), dtype=np.float32), None, "seeded noise images"
 
 
-def _convert_pretrained(path: Path) -> bool:
-    """Convert the shipped MNIST BNN with the PyTorch front-end; False when torch is absent."""
+def _pretrained_dir() -> Path:
+    return Path(__file__).resolve().parents[1] / "zoo" / "pretrained"
+
+
+def shipped_packed_model() -> Path:
+    """The shipped MNIST BNN already converted (benchmarks/methods/ship_pretrained.py writes it, and a
+    test holds it byte-equal to a fresh conversion): what a runtime-only install runs."""
+    return _pretrained_dir() / "mnist_bnn.ebnn"
+
+
+def convert_pretrained(path: Path):
+    """Convert the shipped MNIST BNN with the PyTorch front-end: (info, report), or None without torch."""
     try:
         import torch
 
         from ..converters import convert
         from ..zoo.pretrained import load_pretrained, pretrained_info
     except ImportError:
-        return False
+        return None
     info = pretrained_info("mnist_bnn")
     model = load_pretrained("mnist_bnn")
     report = convert(model, example_input=torch.zeros(info["input"]["shape"]), output=path,
                      labels=info.get("labels"), preprocess={"grayscale": True, "scale": 1 / 255})
-    click.echo(f"   PyTorch model: edgebnn zoo '{info['zoo']}' trained on MNIST "
-               f"({100 * info['test_accuracy']:.2f} % test accuracy in PyTorch)")
-    for line in report.format_text().splitlines():
-        click.echo("   " + line)
-    return True
+    return info, report
+
+
+def _convert_step(path: Path) -> Path:
+    """Step 1: convert the pretrained model, or without PyTorch copy the shipped conversion of it."""
+    converted = convert_pretrained(path)
+    if converted is not None:
+        info, report = converted
+        click.echo(f"   PyTorch model: edgebnn zoo '{info['zoo']}' trained on MNIST "
+                   f"({100 * info['test_accuracy']:.2f} % test accuracy in PyTorch)")
+        for line in report.format_text().splitlines():
+            click.echo("   " + line)
+        return path
+    shipped = shipped_packed_model()
+    if shipped.exists():
+        shutil.copyfile(shipped, path)
+        click.echo(f"   PyTorch is not installed (pip install 'edgebnn[convert]' to convert): using the "
+                   f"packed file shipped with the package, converted from the same model")
+        return path
+    path = path.with_name("demo_bnn.ebnn")
+    save(build_demo_bnn(), path)
+    click.echo(f"   PyTorch is not installed and this package ships no packed model: packed a random-weight "
+               f"binary CNN instead ({path}); pip install 'edgebnn[convert]' to convert the pretrained model")
+    return path
 
 
 @click.command("demo")
@@ -51,17 +81,14 @@ def demo(ctx, out_dir: Path, runs: int):
     """Convert the shipped pretrained MNIST binary CNN, run it on shipped digits and profile it.
 
     Offline: the model and the digits ship inside the package. Converting needs PyTorch
-    (pip install 'edgebnn[convert]'); without it the demo packs a random-weight binary CNN instead.
+    (pip install 'edgebnn[convert]'); without it the demo runs the packed file shipped with the
+    package, converted from the same model.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "mnist_bnn.ebnn"
     click.secho("1. convert (PyTorch -> packed .ebnn)", bold=True)
-    trained = _convert_pretrained(path)
-    if not trained:
-        path = out_dir / "demo_bnn.ebnn"
-        save(build_demo_bnn(), path)
-        click.echo(f"   PyTorch is not installed: packed a random-weight binary CNN instead ({path}); "
-                   "pip install 'edgebnn[convert]' to convert the pretrained model")
+    path = _convert_step(path)
+    trained = path.name == "mnist_bnn.ebnn"
     click.echo(f"   wrote {path} ({path.stat().st_size:,} bytes)")
     click.secho("2. inspect", bold=True)
     ctx.invoke(inspect, model=path, as_json=False)

@@ -83,6 +83,17 @@ def test_save_is_atomic(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_saved_file_follows_the_umask(tmp_path):
+    import os
+    g, _ = _graph()
+    old = os.umask(0o022)
+    try:
+        mode = save(g, tmp_path / "m.ebnn").stat().st_mode & 0o777
+    finally:
+        os.umask(old)
+    assert mode == 0o644, oct(mode)  # not mkstemp's 0600: other users and services can read the model
+
+
 def test_runtime_reads_what_python_wrote(tmp_path):
     g, w = _graph()
     save(g, tmp_path / "m.ebnn")

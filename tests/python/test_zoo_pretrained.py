@@ -72,3 +72,16 @@ def test_reaches_98_percent_on_the_full_mnist_test_set(model):
     acc = accuracy(model, images, labels, SHAPE)
     assert acc >= 0.98
     assert acc == pytest.approx(pretrained_info("mnist_bnn")["test_accuracy"], abs=1e-4)
+
+
+def test_shipped_packed_file_is_a_fresh_conversion_of_the_shipped_weights(tmp_path):
+    """A runtime-only install (no torch) runs the shipped .ebnn: it must be what converting gives today."""
+    from edgebnn.commands.demo import convert_pretrained, shipped_packed_model
+    from edgebnn.format import load
+    from edgebnn.format.writer import to_bytes
+    convert_pretrained(tmp_path / "m.ebnn")
+    fresh, shipped = load(tmp_path / "m.ebnn"), load(shipped_packed_model())
+    assert shipped.metadata["producer"].startswith("edgebnn convert (PyTorch")
+    fresh.metadata["producer"] = shipped.metadata["producer"]  # names the torch version only
+    assert to_bytes(fresh) == to_bytes(shipped), \
+        "the shipped mnist_bnn.ebnn is stale: python benchmarks/methods/ship_pretrained.py --packed"
