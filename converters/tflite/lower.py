@@ -20,8 +20,9 @@ from __future__ import annotations
 import numpy as np
 
 from edgebnn.errors import UserError
-from edgebnn.ir.builder import GraphBuilder, Value
+from edgebnn.ir.builder import GraphBuilder, Value, resolve_padding
 from edgebnn.ir.dtypes import DType
+from edgebnn.ir.ops import Activation, Attr, OpType
 from edgebnn.passes.graph import WGraph
 
 from .lce_ops import NAMES as LCE_OPS
@@ -34,7 +35,8 @@ _ACT_NAMES = {2: "RELU_N1_TO_1", 4: "TANH", 5: "SIGN_BIT"}
 _PAD = {0: "same", 1: "valid"}
 
 SUPPORTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "AVERAGE_POOL_2D", "MAX_POOL_2D", "MEAN",
-             "RESHAPE", "SQUEEZE", "SOFTMAX", "QUANTIZE", "DEQUANTIZE", "RELU", "RELU6", "CONCATENATION", "MUL") + LCE_OPS
+             "RESHAPE", "SQUEEZE", "SOFTMAX", "QUANTIZE", "DEQUANTIZE", "RELU", "RELU6", "CONCATENATION", "MUL",
+             "PAD", "PADV2") + LCE_OPS
 
 
 class _Lowering:
@@ -48,6 +50,9 @@ class _Lowering:
         self.lazy: dict[int, object] = {}
         self.bits_of: dict[int, Value] = {}
         self.layer_of_op: dict[str, int] = {}
+        # PAD / PADV2 outputs -> (input index, (top, left, bottom, right), "zero" | "lowest", the PAD op):
+        # folded into the window op that reads them (see _pad)
+        self.padded: dict[int, tuple] = {}
         self.wg = WGraph()   # one node per TFLite op: the report's "source" column
 
     # -- tensors ---------------------------------------------------------------------
@@ -136,22 +141,20 @@ class _Lowering:
         o = op.options
         x_i = op.inputs[0]
         self.check_types(op, x_i)
-        x = self.act(x_i, op)
         q = self.is_q(x_i)
         pad = _PAD.get(o.scalar(0, "b"))
         strides = (o.scalar(2, "i"), o.scalar(1, "i"))
+        wt = self.t(op.inputs[1])
+        dil = (o.scalar(6, "i", 1), o.scalar(5, "i", 1)) if depthwise else (o.scalar(5, "i", 1), o.scalar(4, "i", 1))
+        x, pad = self._window_input(op, x_i, tuple(wt.shape[1:3]), strides, dil, pad, "conv")
         if depthwise:
             act = self.activation(op, o.scalar(4, "b"))
-            dil = (o.scalar(6, "i", 1), o.scalar(5, "i", 1))
-            wt = self.t(op.inputs[1])
             if len(wt.shape) != 4 or wt.shape[0] != 1:
                 self.fail(op, f"depthwise weights of shape {list(wt.shape)}: expected [1, kh, kw, C*m]")
             w = self.weights(op.inputs[1], op, 2, reshape=wt.shape[1:])
             kw = dict(self.out_q(op)) if q else {}
             return self.b.depthwise_conv2d(x, w, self.bias(op, 2, q), strides, dil, pad, act, self._name(op), **kw)
         act = self.activation(op, o.scalar(3, "b"))
-        dil = (o.scalar(5, "i", 1), o.scalar(4, "i", 1))
-        wt = self.t(op.inputs[1])
         if len(wt.shape) != 4:
             self.fail(op, f"conv weights of shape {list(wt.shape)}: expected [O, kh, kw, I]")
         groups = x.shape[3] // wt.shape[3] if wt.shape[3] and x.shape[3] % wt.shape[3] == 0 else 0
@@ -245,10 +248,10 @@ class _Lowering:
         o = op.options
         x_i = op.inputs[0]
         self.check_types(op, x_i)
-        x = self.act(x_i, op)
         pad = _PAD.get(o.scalar(0, "b"))
         strides = (o.scalar(2, "i"), o.scalar(1, "i"))
         kernel = (o.scalar(4, "i"), o.scalar(3, "i"))
+        x, pad = self._window_input(op, x_i, kernel, strides, (1, 1), pad, kind)
         act = self.activation(op, o.scalar(5, "b"))
         if self.is_q(x_i):
             if self.qparams(self.t(x_i), op) != self.qparams(self.t(op.outputs[0]), op):
@@ -258,8 +261,9 @@ class _Lowering:
         if kind == "max":
             y = self.b.max_pool2d(x, kernel, strides, pad, name=self._name(op))
         else:   # uint8 kernels round (sum + n/2) / n on codes >= 0: half up, also on the shifted codes
-            y = self.b.avg_pool2d(x, kernel, strides, pad, name=self._name(op),
-                                  rounding="up" if self.t(x_i).type == 3 else "away")
+            # a folded PAD's zeros are taps TFLite's VALID pool counts
+            y = self.b.avg_pool2d(x, kernel, strides, pad, count_include_pad=x_i in self.padded,
+                                  name=self._name(op), rounding="up" if self.t(x_i).type == 3 else "away")
         if act == "relu":
             y = self.b.relu(y, name=f"{self._name(op)}.relu")
         elif act == "relu6":
@@ -275,6 +279,75 @@ class _Lowering:
             self.fail(op, "only a mean over the spatial axes (1, 2) of a 4-D tensor is supported")
         kw = dict(self.out_q(op)) if self.is_q(x_i) else {}
         return self._shape_as(op, self.b.global_avg_pool(x, self._name(op), **kw))
+
+    def _pad(self, op: TOp):
+        """PAD / PADV2. The runtime has no pad op, but its convs and pools pad: the padded tensor is
+        remembered and folded into the conv or pool that reads it (_window_input). The edgebnn
+        exporter writes these for padding that is neither SAME nor VALID; Keras for ZeroPadding2D."""
+        x_i = op.inputs[0]
+        self.check_types(op, x_i)
+        pt = self.t(op.inputs[1])
+        xt = self.t(x_i)
+        if pt.data is None or pt.data.shape != (4, 2) or len(xt.shape) != 4:
+            self.fail(op, "only a constant [4, 2] padding of a 4-D tensor is supported")
+        p = pt.data.astype(np.int64)
+        if (p < 0).any() or p[0].any() or p[3].any():
+            self.fail(op, f"paddings {p.tolist()}: only non-negative padding of height and width is supported")
+        if self.is_q(x_i) and self.qparams(xt, op) != self.qparams(self.t(op.outputs[0]), op):
+            self.fail(op, "a quantized pad needs the same scale and zero point on input and output")
+        self.padded[op.outputs[0]] = (x_i, (int(p[1, 0]), int(p[2, 0]), int(p[1, 1]), int(p[2, 1])),
+                                      self._pad_fill(op), op)
+        self.lazy[op.outputs[0]] = lambda: self.fail(
+            op, "its output is read by an op other than a convolution or pool; edgebnn folds explicit padding "
+                "into the convolution or pool that follows it and has no standalone pad")
+        return None
+
+    def _pad_fill(self, op: TOp) -> str:
+        """'zero' when the pad writes real zeros (PAD: quantized ones write the zero point), 'lowest' when
+        PADV2 writes -inf or the lowest code (a padded tap never wins a max)."""
+        if op.name == "PAD" or len(op.inputs) < 3 or op.inputs[2] < 0:
+            return "zero"
+        vt, xt = self.t(op.inputs[2]), self.t(op.inputs[0])
+        if vt.data is None or vt.data.size != 1:
+            self.fail(op, "the pad value must be a constant scalar")
+        v = vt.data.reshape(-1)[0]
+        if self.is_q(op.inputs[0]):
+            if int(v) == int(xt.zero_point[0]):
+                return "zero"
+            if int(v) == (0 if xt.type == 3 else -128):
+                return "lowest"
+        elif float(v) == 0.0:
+            return "zero"
+        elif float(v) <= float(np.finfo(np.float32).min):
+            return "lowest"
+        self.fail(op, f"pad value {v}: only zero, or -inf / the lowest code before a max pool, is supported")
+
+    def _non_negative(self, i: int, op: TOp) -> bool:
+        """Whether tensor i is >= 0 by construction: out of a ReLU, or quantized with no code below zero."""
+        if self.is_q(i):
+            _, zp = self.qparams(self.t(i), op)
+            return zp == -128
+        v = self.vals.get(i)
+        made = next((op for op in reversed(self.b.graph.ops) if v is not None and v.index in op.outputs), None)
+        return made is not None and (made.type in (OpType.RELU, OpType.RELU6) or int(
+            made.attrs.get(Attr.ACTIVATION, (0,))[0]) in (Activation.RELU, Activation.RELU6))
+
+    def _window_input(self, op: TOp, x_i: int, kernel, strides, dil, pad: str, kind: str):
+        """(input value, padding) of a conv ('conv') or pool ('max', 'avg') reading x_i: a PAD that
+        made x_i is folded into the op's own padding, where the two agree on what a padded tap is."""
+        if x_i not in self.padded:
+            return self.act(x_i, op), pad
+        src, (t, l, b, r), fill, pad_op = self.padded[x_i]
+        if kind == "max":
+            ok = fill == "lowest" or self._non_negative(src, pad_op)   # zeros change no maximum of values >= 0
+        else:
+            ok = fill == "zero" and (kind == "conv" or pad == "valid")
+        if not ok:
+            what = {"conv": "a convolution pads with zeros", "avg": "an average pool with SAME padding counts only "
+                    "real taps", "max": "a max pool of values that may be negative ignores padded taps"}[kind]
+            self.fail(op, f"reads {pad_op.name} #{pad_op.index}, which pads with {fill} values; {what}")
+        own = resolve_padding(pad, self.t(x_i).shape[1:3], kernel, strides, dil)
+        return self.act(src, op), (own[0] + t, own[1] + l, own[2] + b, own[3] + r)
 
     def _shape_as(self, op: TOp, y: Value) -> Value:
         shape = self.t(op.outputs[0]).shape
@@ -397,6 +470,7 @@ class _Lowering:
                     "SQUEEZE": self._squeeze, "SOFTMAX": self._softmax, "QUANTIZE": self._quantize,
                     "DEQUANTIZE": self._dequantize, "RELU": lambda op: self._relu(op, False),
                     "RELU6": lambda op: self._relu(op, True), "CONCATENATION": self._concat, "MUL": self._mul,
+                    "PAD": self._pad, "PADV2": self._pad,
                     **LceOps(self).handlers()}
         needed = self._needed()
         for op in m.ops:

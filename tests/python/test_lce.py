@@ -20,6 +20,7 @@ from edgebnn.demo_model import build_demo_bnn
 from edgebnn.errors import UserError
 from edgebnn.format.writer import to_bytes
 from edgebnn.ir import GraphBuilder
+from edgebnn.ir.ops import Attr
 from edgebnn.runtime import Runtime
 
 pytest.importorskip("edgebnn.converters.export.lce")
@@ -354,6 +355,57 @@ def test_explicit_padding_matches_tflite(litert, h, w, c, pool):
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * float(np.abs(want).max()))
     if pool == "max":   # a zero-padded max pool differs here: the check above can fail
         assert (want < 0).any()
+
+
+@pytest.mark.parametrize("h,w,c", [(32, 32, 3), (17, 24, 5)])
+@pytest.mark.parametrize("pool", ["max", "relu_max", "avg_count_pad", "none"])
+def test_explicit_padding_round_trip(tmp_path, h, w, c, pool):
+    """The TFLite importer folds the exporter's PAD / PADV2 back into the conv and pool: the same
+    ops with the same explicit padding, so the same numbers bit for bit."""
+    g, x = _stem_graph(h, w, c, pool, seed=h + c)
+    back = _round_trip(g, tmp_path)
+    assert not {"PAD", "PADV2"} & {op.type.name for op in back.ops}
+    pads = [tuple(op.attrs[Attr.PADS]) for op in back.ops if Attr.PADS in op.attrs]
+    assert pads[0] == (3, 3, 3, 3) and (pool == "none" or pads[1] == (1, 1, 1, 1))
+    np.testing.assert_array_equal(Runtime(to_bytes(back)).run(x), Runtime(to_bytes(g)).run(x))
+
+
+def _pad_model(tmp_path, then: str, value: float | None = None) -> Path:
+    """input [1, 6, 6, 2] -> PAD (PADV2 with `value`) by 1 -> `then` ('max' pool 3x3/2, or 'out')."""
+    from edgebnn.converters.export.tflite_fb import FLOAT32, ModelBuilder, Table
+    m = ModelBuilder()
+    x = m.tensor("x", (1, 6, 6, 2), FLOAT32)
+    p = m.tensor("padded", (1, 8, 8, 2), FLOAT32)
+    widths = m.const("paddings", np.asarray([[0, 0], [1, 1], [1, 1], [0, 0]], np.int32))
+    if value is None:
+        m.op(34, [x, widths], [p])
+    else:
+        m.op(60, [x, widths, m.const("value", np.asarray([value], np.float32))], [p])
+    y = p
+    if then == "max":
+        y = m.tensor("y", (1, 3, 3, 2), FLOAT32)
+        opts = Table({0: ("b", 1), 1: ("i", 2), 2: ("i", 2), 3: ("i", 3), 4: ("i", 3), 5: ("b", 0)})
+        m.op(17, [p], [y], 22, opts)  # MAX_POOL_2D, Pool2DOptions, VALID
+    path = tmp_path / f"pad_{then}_{value}.tflite"
+    path.write_bytes(m.finish([x], [y], "pad test"))
+    return path
+
+
+def test_pad_import_folds_or_says_why(tmp_path):
+    x = np.random.default_rng(0).standard_normal((1, 6, 6, 2)).astype(np.float32)
+    out = tmp_path / "m.ebnn"
+    convert(str(_pad_model(tmp_path, "max", -np.inf)), output=str(out), verify=False)
+    want = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=-np.inf)
+    want = np.max([want[:, i:i + 5:2, j:j + 5:2] for i in range(3) for j in range(3)], axis=0)
+    np.testing.assert_array_equal(Runtime(out).run(x), want)
+    for then, value, why in [("out", None, "read by an op other than a convolution or pool"),
+                             ("max", None, "a max pool of values that may be negative ignores padded taps"),
+                             ("max", 2.5, "pad value 2.5")]:
+        bad = tmp_path / "bad.ebnn"
+        with pytest.raises(UserError, match=why) as e:
+            convert(str(_pad_model(tmp_path, then, value)), output=str(bad), verify=False)
+        assert "\n" not in str(e.value) and ("PAD" in str(e.value))
+        assert not bad.exists()
 
 
 def test_same_padding_emits_no_pad(litert):
