@@ -13,6 +13,7 @@ and the latency of one inference, 1 thread, medians of interleaved runs. A Mobil
 224x224 (untrained weights: a latency and file-size row) runs the same comparison for speed.
 
     python benchmarks/int8/run.py                    # the table in docs/int8.md
+    python benchmarks/int8/run.py --calibration-sets 5 --no-big   # accuracy over 5 disjoint calibration sets
     python benchmarks/int8/run.py --epochs 1 --datasets mnist --models binarynet_cnn
 """
 from __future__ import annotations
@@ -105,6 +106,27 @@ def engines(model, example, calib, d: Path, log, tolerance=0.1):
     return fns, rep, ort_bytes
 
 
+def accuracy_over_sets(model, xtr, xt, yte, n: int, sets: int, log) -> dict[str, list[float]]:
+    """int8 accuracy of edgebnn and of onnxruntime for each of `sets` disjoint calibration sets of n
+    training images: one set's result is within noise of a few test images, a spread is not."""
+    from edgebnn import Runtime
+    from edgebnn.converters import convert
+    from edgebnn.nn.training import to_input
+
+    acc = {"edgebnn int8": [], "onnxruntime int8": []}
+    for k in range(sets):
+        calib = to_input(xtr[k * n:(k + 1) * n], (1, 28, 28)).numpy()
+        example = torch.as_tensor(calib[:1])
+        with tempfile.TemporaryDirectory() as td:
+            q = Path(td) / "int8.ebnn"
+            convert(model, example_input=example, output=q, int8={"calibration": calib})
+            ort = ort_session(ort_static_int8(model, example, calib, Path(td))[1])
+            acc["edgebnn int8"].append(accuracy(Runtime(q, threads=1).run, xt, yte))
+            acc["onnxruntime int8"].append(accuracy(lambda x: ort.run(None, {"x": x})[0], xt, yte))
+        log(f"    calibration set {k}: " + ", ".join(f"{e} {100 * v[-1]:.2f} %" for e, v in acc.items()))
+    return acc
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--datasets", nargs="+", default=["mnist", "fashion-mnist"])
@@ -113,13 +135,15 @@ def main(argv=None) -> int:
     ap.add_argument("--calibration", type=int, default=500, help="training images used to calibrate")
     ap.add_argument("--test-limit", type=int, default=0, help="test images (0: all)")
     ap.add_argument("--no-big", action="store_true", help="skip the MobileNetV2 1.0 224x224 latency row")
+    ap.add_argument("--calibration-sets", type=int, default=1, metavar="K",
+                    help="also measure int8 accuracy with K disjoint calibration sets (mean and spread)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
     from edgebnn.datasets import load_split
     from edgebnn.nn.training import to_input
 
-    acc_rows, lat_rows = [], []
+    acc_rows, lat_rows, set_rows = [], [], []
     for ds in args.datasets:
         xtr, _ = load_split(ds, "train")
         xte, yte = load_split(ds, "test")
@@ -137,6 +161,9 @@ def main(argv=None) -> int:
             acc_rows.append((ds, name, acc, rep))
             lat_rows.append((f"{name} ({ds})", lat))
             log(f"  {ds} {name}: " + ", ".join(f"{k} {100 * v:.2f} %" for k, v in acc.items()))
+            if args.calibration_sets > 1:
+                set_rows.append((ds, name, acc["edgebnn float"],
+                                 accuracy_over_sets(model, xtr, xt, yte, args.calibration, args.calibration_sets, log)))
 
     print("| dataset | model | float % | edgebnn int8 % | onnxruntime int8 % | int8 layers | kept float | "
           "file / parameter bytes |")
@@ -147,6 +174,19 @@ def main(argv=None) -> int:
         print(f"| {ds} | {name} | {100 * acc['edgebnn float']:.2f} | {100 * acc['edgebnn int8']:.2f} | "
               f"{100 * acc['onnxruntime int8']:.2f} | {n8} | {', '.join(rep.int8.get('kept_float', [])) or '-'} | "
               f"{rep.file_bytes:,} / {params:,} = {rep.file_bytes / params:.3f} |")
+
+    if set_rows:
+        print()
+        print(f"int8 accuracy over {args.calibration_sets} disjoint calibration sets of {args.calibration} training "
+              f"images (mean, sample standard deviation, min-max):")
+        print("| dataset | model | float % | edgebnn int8 % | onnxruntime int8 % | edgebnn - onnxruntime, mean | "
+              "sets edgebnn >= onnxruntime |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
+        for ds, name, f32, acc in set_rows:
+            ours, ort = (100 * np.asarray(acc[k]) for k in ("edgebnn int8", "onnxruntime int8"))
+            cell = lambda a: f"{a.mean():.2f} +- {a.std(ddof=1):.2f} ({a.min():.2f}-{a.max():.2f})"  # noqa: E731
+            print(f"| {ds} | {name} | {100 * f32:.2f} | {cell(ours)} | {cell(ort)} | {(ours - ort).mean():+.3f} | "
+                  f"{int((ours >= ort).sum())} of {len(ours)} |")
 
     if not args.no_big:
         from edgebnn.zoo import create

@@ -92,6 +92,9 @@ EB_API const char *eb_status_name(eb_status status);
 EB_API const char *eb_dtype_name(eb_dtype dtype);
 
 /* ---- models ---- */
+/* The file is mapped read-only and its weights are used in place, as llama.cpp and
+ * safetensors do: replace a loaded model's file by writing a new file and renaming
+ * it over the old one (edgebnn's writers do), never by rewriting it in place. */
 EB_API eb_status eb_model_load_file(const char *path, eb_model **out, eb_error *err);
 /* The buffer is copied when copy != 0; otherwise it must outlive the model
  * and be 64-byte aligned for weights to be used in place. */
