@@ -10,6 +10,7 @@
 #include "float/hetconv.h"
 #include "internal.h"
 #include "kernels.h"
+#include "q8/q8.h"
 #include "ref/ref.h"
 #include "q8_ops.h"
 #include "xnn.h"
@@ -845,7 +846,10 @@ void eb_op_run(const eb_session *s, const eb_node *nd) {
     case EB_OP_CHANNEL_SHUFFLE:
       eb_ref_channel_shuffle(rows_of(x), (int)x->dims[x->ndim - 1], p->groups, eb_dtype_size(x->dtype), PTR(0), out);
       break;
-    case EB_OP_QUANTIZE: eb_ref_quantize_i8(x->count, PTR(0), y->scale, y->zero_point, out); break;
+    case EB_OP_QUANTIZE:
+      /* the q8 variants write the reference's bytes; EDGEBNN_KERNELS=ref keeps the oracle itself */
+      (eb_q8_enabled() ? eb_q8_best()->quantize : eb_ref_quantize_i8)(x->count, PTR(0), y->scale, y->zero_point, out);
+      break;
     case EB_OP_DEQUANTIZE:
       if (x->quant_kind == EBF_QUANT_CHANNEL) {
         size_t outer = 1, inner = 1;

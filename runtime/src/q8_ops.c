@@ -93,7 +93,8 @@ eb_status eb_q8_create(const eb_session *s, const eb_node *nd, const eb_q8_io *q
                        p->pads[0], p->pads[1], 1};
   taps = nd->type == EB_OP_DEPTHWISE_CONV2D ? kh * kw : nd->type == EB_OP_FULLY_CONNECTED ? (int)x->dims[1]
                                                                                           : kh * kw * g.ic;
-  /* one block: multipliers (3 x ocp), then colterm or dw bias (ocp), then weights, then im2col rows */
+  /* one block: multipliers (3 x ocp), then colterm or dw bias (ocp), then weights, then im2col rows
+   * or dw bias_in, then the one-shift requantization table, then the packed dw weights */
   const int pointwise = nd->type == EB_OP_CONV2D && kh == 1 && kw == 1 && g.sh == 1 && g.sw == 1 && !p->pads[0] &&
                         !p->pads[1] && !p->pads[2] && !p->pads[3];
   op->kind = nd->type == EB_OP_DEPTHWISE_CONV2D ? Q8_DW
@@ -102,11 +103,12 @@ eb_status eb_q8_create(const eb_session *s, const eb_node *nd, const eb_q8_io *q
   const size_t vec = up((size_t)ocp * sizeof(int32_t));
   const size_t wbytes = op->kind == Q8_DW ? up((size_t)taps * ocp * sizeof(int32_t)) : up(eb_q8_packed_bytes(taps, oc));
   const size_t cbytes = op->kind == Q8_IM2COL ? up(op->rows * (size_t)taps) : op->kind == Q8_DW ? vec : 0;
+  const size_t fbytes = up(eb_q8_fast_bytes(ocp)), pbytes = op->kind == Q8_DW ? up(eb_q8_dw_pack_bytes(kh, kw, oc)) : 0;
   if (op->kind == Q8_IM2COL && cbytes / (size_t)taps < op->rows) {
     free(op);
     return eb_fail(err, EB_ERR_NOMEM, "op '%s': im2col rows would exceed this build's address space", nd->name);
   }
-  uint8_t *mem = op->mem = aligned_alloc(EB_ARENA_ALIGN, 4 * vec + wbytes + cbytes + EB_ARENA_ALIGN);
+  uint8_t *mem = op->mem = aligned_alloc(EB_ARENA_ALIGN, 4 * vec + wbytes + cbytes + fbytes + pbytes + EB_ARENA_ALIGN);
   int32_t *q8m = malloc(sizeof(int32_t) * (size_t)oc);
   int *q8s = malloc(sizeof(int) * (size_t)oc);
   if (!mem || !q8m || !q8s) {
@@ -119,7 +121,10 @@ eb_status eb_q8_create(const eb_session *s, const eb_node *nd, const eb_q8_io *q
   eb_q8_channel_multipliers(oc, x->scale, ws, per_channel, y->scale, q8m, q8s);
   eb_q8_fill_requant(oc, ocp, q8m, q8s, mult, lsh, rsh);
   free(q8m), free(q8s);
-  const eb_q8_requant rq = {mult, lsh, rsh, q->out_zp, q->act_min, q->act_max};
+  int64_t *fast = (int64_t *)(mem + 4 * vec + wbytes + cbytes);
+  const eb_q8_requant rq = {mult, lsh, rsh, q->out_zp, q->act_min, q->act_max,
+                            fast};
+  eb_q8_fill_fast(ocp, mult, rsh, fast);
   const int8_t *wd = w->data;
   if (op->kind == Q8_DW) {
     int32_t *wq = wp;
@@ -128,7 +133,9 @@ eb_status eb_q8_create(const eb_session *s, const eb_node *nd, const eb_q8_io *q
       for (int c = 0; c < oc; c++) wq[(size_t)t * ocp + c] = (int32_t)wd[(size_t)t * oc + c] - w_zp;
     int32_t *bias_in = (int32_t *)(mem + 4 * vec + wbytes);
     eb_q8_dw_biases(taps, oc, ocp, wq, bias, x->zero_point, col, bias_in);
-    op->dw = (eb_q8_dw){g, ocp, wq, col, bias_in, x->zero_point, rq};
+    void *pk = mem + 4 * vec + wbytes + cbytes + fbytes;
+    eb_q8_dw_pack(kh, kw, oc, ocp, wq, bias_in, mult, lsh, rsh, pk);
+    op->dw = (eb_q8_dw){g, ocp, wq, col, bias_in, x->zero_point, rq, pk};
   } else {
     /* conv weights [oc][kh][kw][ic] are already the rows of im2col's order */
     const int32_t rowcoef = eb_q8_pack_gemm(op->ks, taps, oc, wd, w_zp, bias, x->zero_point, wp, col);

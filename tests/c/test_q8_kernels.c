@@ -71,6 +71,7 @@ typedef struct {
   eb_q8_gemm g;
   void *packed;
   int32_t *colterm, *mult, *lsh, *rsh;
+  int64_t *fast;
 } gemm_plan;
 
 static void make_gemm(gemm_plan *P, const eb_q8_kernels *ks, int k, int oc, const int8_t *w, const layer_q *L,
@@ -84,11 +85,24 @@ static void make_gemm(gemm_plan *P, const eb_q8_kernels *ks, int k, int oc, cons
   const int32_t rowcoef =
       eb_q8_pack_gemm(ks, k, oc, w, L->q.w_zp, with_bias ? L->bias : NULL, L->q.in_zp, P->packed, P->colterm);
   eb_q8_fill_requant(oc, ocp, L->mult, L->shift, P->mult, P->lsh, P->rsh);
+  P->fast = malloc(eb_q8_fast_bytes(ocp));
+  eb_q8_fill_fast(ocp, P->mult, P->rsh, P->fast);
   P->g = (eb_q8_gemm){k, oc, ocp, P->packed, P->colterm, rowcoef,
-                      {P->mult, P->lsh, P->rsh, L->q.out_zp, L->q.act_min, L->q.act_max}};
+                      {P->mult, P->lsh, P->rsh, L->q.out_zp, L->q.act_min, L->q.act_max, P->fast}};
 }
 
-static void free_gemm(gemm_plan *P) { free(P->packed), free(P->colterm), free(P->mult), free(P->lsh), free(P->rsh); }
+static void free_gemm(gemm_plan *P) {
+  free(P->packed), free(P->colterm), free(P->mult), free(P->lsh), free(P->rsh), free(P->fast);
+}
+
+/* Requantization paths a plan can take: the one-shift form where the layer allows it, and
+ * TFLite's form always (the kernels pick it for layers that do not allow the other). */
+static int one_shift_layers;
+static int n_forms(const eb_q8_requant *rq) {
+  one_shift_layers += rq->fast != NULL;
+  return rq->fast ? 2 : 1;
+}
+static const char *form_name(const eb_q8_requant *rq) { return rq->fast ? "one-shift" : "tflite"; }
 
 static int first_diff(const int8_t *a, const int8_t *b, size_t n) {
   for (size_t i = 0; i < n; i++)
@@ -107,11 +121,13 @@ static void test_fc(const eb_q8_kernels *ks, int rows, int k, int oc) {
   eb_ref_fc_i8(rows, k, oc, x, w, with_bias ? L.bias : NULL, L.mult, L.shift, &L.q, want);
   gemm_plan P;
   make_gemm(&P, ks, k, oc, w, &L, with_bias);
-  memset(got, 0x55, (size_t)rows * oc);
-  ks->gemm(&P.g, (size_t)rows, x, (size_t)k, got, (size_t)oc);
-  const int d = first_diff(want, got, (size_t)rows * oc);
-  CHECK(d < 0, "%s fc rows=%d k=%d oc=%d per_channel=%d w_zp=%d: [%d] got %d want %d", ks->name, rows, k, oc,
-        L.per_channel, (int)L.q.w_zp, d, d < 0 ? 0 : got[d], d < 0 ? 0 : want[d]);
+  for (int f = n_forms(&P.g.rq); f-- > 0; P.g.rq.fast = NULL) {
+    memset(got, 0x55, (size_t)rows * oc);
+    ks->gemm(&P.g, (size_t)rows, x, (size_t)k, got, (size_t)oc);
+    const int d = first_diff(want, got, (size_t)rows * oc);
+    CHECK(d < 0, "%s fc (%s) rows=%d k=%d oc=%d per_channel=%d w_zp=%d: [%d] got %d want %d", ks->name,
+          form_name(&P.g.rq), rows, k, oc, L.per_channel, (int)L.q.w_zp, d, d < 0 ? 0 : got[d], d < 0 ? 0 : want[d]);
+  }
   free_gemm(&P);
   free(x), free(w), free(want), free(got);
   free_q(&L);
@@ -137,10 +153,14 @@ static void test_conv(const eb_q8_kernels *ks, int n, int ih, int iw, int ic, in
   const size_t half = pixels / 2;
   eb_q8_im2col(&g, x, L.q.in_zp, 0, half, cols, (size_t)taps);
   eb_q8_im2col(&g, x, L.q.in_zp, half, pixels, cols + half * taps, (size_t)taps);
-  ks->gemm(&P.g, pixels, cols, (size_t)taps, got, (size_t)oc);
-  const int e = first_diff(want, got, ny);
-  CHECK(e < 0, "%s conv n=%d %dx%dx%d oc=%d k=%d s=%d d=%d pad=%d w_zp=%d: [%d] got %d want %d", ks->name, n, ih, iw,
-        ic, oc, k, s, d, pad, (int)L.q.w_zp, e, e < 0 ? 0 : got[e], e < 0 ? 0 : want[e]);
+  for (int f = n_forms(&P.g.rq); f-- > 0; P.g.rq.fast = NULL) {
+    memset(got, 0x55, ny);
+    ks->gemm(&P.g, pixels, cols, (size_t)taps, got, (size_t)oc);
+    const int e = first_diff(want, got, ny);
+    CHECK(e < 0, "%s conv (%s) n=%d %dx%dx%d oc=%d k=%d s=%d d=%d pad=%d w_zp=%d: [%d] got %d want %d", ks->name,
+          form_name(&P.g.rq), n, ih, iw, ic, oc, k, s, d, pad, (int)L.q.w_zp, e, e < 0 ? 0 : got[e],
+          e < 0 ? 0 : want[e]);
+  }
   free_gemm(&P);
   free(x), free(w), free(want), free(got), free(cols);
   free_q(&L);
@@ -166,23 +186,34 @@ static void test_dw(const eb_q8_kernels *ks, int n, int ih, int iw, int c, int k
   int32_t *bin = malloc(sizeof(int32_t) * cp);
   eb_q8_dw_biases(k * k, c, cp, wq, with_bias ? L.bias : NULL, L.q.in_zp, bq, bin);
   eb_q8_fill_requant(c, cp, L.mult, L.shift, mult, lsh, rsh);
-  eb_q8_dw D = {g, cp, wq, bq, bin, L.q.in_zp, {mult, lsh, rsh, L.q.out_zp, L.q.act_min, L.q.act_max}};
+  int64_t *fast = malloc(eb_q8_fast_bytes(cp));
+  void *pk = malloc(eb_q8_dw_pack_bytes(k, k, c));
+  eb_q8_dw_pack(k, k, c, cp, wq, bin, mult, lsh, rsh, pk);
+  eb_q8_fill_fast(cp, mult, rsh, fast);
+  eb_q8_dw D = {g, cp, wq, bq, bin, L.q.in_zp, {mult, lsh, rsh, L.q.out_zp, L.q.act_min, L.q.act_max, fast}, pk};
   const int rows = n * g.oh, mid = rows / 2;
-  ks->dw_rows(&D, x, got, 0, mid);
-  ks->dw_rows(&D, x, got, mid, rows);
-  const int e = first_diff(want, got, ny);
-  CHECK(e < 0, "%s dw n=%d %dx%dx%d k=%d s=%d d=%d pad=%d w_zp=%d: [%d] got %d want %d", ks->name, n, ih, iw, c, k,
-        s, d, pad, (int)L.q.w_zp, e, e < 0 ? 0 : got[e], e < 0 ? 0 : want[e]);
+  for (int f = n_forms(&D.rq); f-- > 0; D.rq.fast = NULL) {
+    memset(got, 0x55, ny);
+    ks->dw_rows(&D, x, got, 0, mid);
+    ks->dw_rows(&D, x, got, mid, rows);
+    const int e = first_diff(want, got, ny);
+    CHECK(e < 0, "%s dw (%s) n=%d %dx%dx%d k=%d s=%d d=%d pad=%d w_zp=%d: [%d] got %d want %d", ks->name,
+          form_name(&D.rq), n, ih, iw, c, k, s, d, pad, (int)L.q.w_zp, e, e < 0 ? 0 : got[e], e < 0 ? 0 : want[e]);
+  }
   free(x), free(w), free(want), free(got), free(wq), free(bq), free(bin), free(mult), free(lsh), free(rsh);
+  free(fast), free(pk);
   free_q(&L);
 }
 
-static void test_add(const eb_q8_kernels *ks, size_t count) {
+/* scale 1: output scales as in networks; 2: so large that the output multiplier shifts right
+ * by more than 23; 3: so small that it shifts left (AVX-512 then leaves the one-shift form) */
+static void test_add(const eb_q8_kernels *ks, size_t count, int scale) {
   int8_t *a = malloc(count), *b = malloc(count), *want = malloc(count), *got = malloc(count);
   fill(a, count);
   fill(b, count);
   const float sa = (float)(0.01 + rnd01() * 0.2), sb = (float)(0.01 + rnd01() * 0.2);
-  const float sy = (float)((sa + sb) * (0.3 + rnd01() * 2.0));
+  const double f = scale == 2 ? 100.0 + rnd01() * 100.0 : scale == 3 ? (1.0 + rnd01()) / (1 << 21) : 0.3 + rnd01() * 2.0;
+  const float sy = (float)((sa + sb) * f);
   eb_q8_io q = {rint_in(-128, 127), rint_in(-128, 127), -128, 127, 0};
   if (rnd() & 1) q.act_min = q.out_zp;
   const int32_t za = q.in_zp, zb = rint_in(-128, 127);
@@ -193,6 +224,35 @@ static void test_add(const eb_q8_kernels *ks, size_t count) {
   const int e = first_diff(want, got, count);
   CHECK(e < 0, "%s add count=%zu: [%d] got %d want %d", ks->name, count, e, e < 0 ? 0 : got[e], e < 0 ? 0 : want[e]);
   free(a), free(b), free(want), free(got);
+}
+
+/* QUANTIZE against eb_ref_quantize_i8: random values, exact ties (k + 0.5 codes) of either
+ * sign, values past the clamp, infinities and NaN, counts off the 16-lane vectors. */
+static void test_quantize(const eb_q8_kernels *ks, size_t count) {
+  float *x = malloc(sizeof(float) * count);
+  int8_t *want = malloc(count), *got = malloc(count);
+  const float scale = (float)(0.001 + rnd01() * 0.1);
+  const int32_t zp = rint_in(-128, 127);
+  for (size_t i = 0; i < count; i++) {
+    switch (rnd() % 6) {
+      case 0: x[i] = (float)((rint_in(-300, 300) + 0.5) * scale); break;
+      case 1: x[i] = (float)(rint_in(-300, 300) * scale); break;
+      case 2: x[i] = (float)((rnd01() - 0.5) * 2e3 * scale); break;
+      case 3: {
+        static const float odd[] = {INFINITY, -INFINITY, NAN, 0.0f, -0.0f, 1e30f, -1e30f, 1e-30f};
+        x[i] = odd[rnd() % 8];
+        break;
+      }
+      default: x[i] = (float)((rnd01() - 0.5) * 300.0 * scale); break;
+    }
+  }
+  eb_ref_quantize_i8(count, x, scale, zp, want);
+  memset(got, 0x55, count);
+  ks->quantize(count, x, scale, zp, got);
+  const int e = first_diff(want, got, count);
+  CHECK(e < 0, "%s quantize count=%zu: [%d] x=%g got %d want %d", ks->name, count, e, e < 0 ? 0.0 : (double)x[e],
+        e < 0 ? 0 : got[e], e < 0 ? 0 : want[e]);
+  free(x), free(want), free(got);
 }
 
 /* The requantization on its own, over accumulators and multipliers at the edges of int32. */
@@ -216,10 +276,12 @@ static void test_requant_edges(const eb_q8_kernels *ks) {
       eb_ref_fc_i8(1, 1, oc, x, w, L.bias, L.mult, L.shift, &L.q, want);
       gemm_plan P;
       make_gemm(&P, ks, 1, oc, w, &L, 1);
-      ks->gemm(&P.g, 1, x, 1, got, oc);
-      const int e = first_diff(want, got, oc);
-      CHECK(e < 0, "%s requant m=%g acc=%d: got %d want %d", ks->name, ms[mi], e < 0 ? 0 : (int)L.bias[e],
-            e < 0 ? 0 : got[e], e < 0 ? 0 : want[e]);
+      for (int f = n_forms(&P.g.rq); f-- > 0; P.g.rq.fast = NULL) {
+        ks->gemm(&P.g, 1, x, 1, got, oc);
+        const int e = first_diff(want, got, oc);
+        CHECK(e < 0, "%s requant (%s) m=%g acc=%d: got %d want %d", ks->name, form_name(&P.g.rq), ms[mi],
+              e < 0 ? 0 : (int)L.bias[e], e < 0 ? 0 : got[e], e < 0 ? 0 : want[e]);
+      }
       free_gemm(&P);
     }
     free(L.mult), free(L.shift), free(L.bias);
@@ -256,8 +318,11 @@ int main(void) {
     }
     static const size_t COUNTS[] = {1, 3, 15, 16, 17, 64, 65, 1000, 4099};
     for (int i = 0; i < 9; i++)
-      for (int t = 0; t < 3; t++) test_add(K, COUNTS[i]);
+      for (int t = 0; t < 5; t++) test_add(K, COUNTS[i], t < 3 ? 1 : t == 3 ? 2 : 3);
+    for (int i = 0; i < 9; i++)
+      for (int t = 0; t < 3; t++) test_quantize(K, COUNTS[i]);
   }
-  printf("%d passed, %d failed\n", checks - failures, failures);
+  CHECK(one_shift_layers > 100, "only %d layers took the one-shift requantization", one_shift_layers);
+  printf("%d passed, %d failed (%d layers also in the one-shift form)\n", checks - failures, failures, one_shift_layers);
   return failures != 0;
 }

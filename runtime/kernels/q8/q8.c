@@ -51,6 +51,53 @@ void eb_q8_fill_requant(int oc, int ocp, const int32_t *q, const int *shift, int
   }
 }
 
+size_t eb_q8_fast_bytes(int ocp) { return (size_t)ocp / EB_Q8_BLOCK * EB_Q8_FAST_BLOCK * sizeof(int64_t); }
+
+void eb_q8_fill_fast(int ocp, const int32_t *mult, const int32_t *rsh, int64_t *fast) {
+  for (int o = 0; o < ocp; o++) {
+    const int r = rsh[o], odd = o % 2;
+    int64_t *blk = fast + (size_t)(o / EB_Q8_BLOCK) * EB_Q8_FAST_BLOCK;
+    const int lane = (o % EB_Q8_BLOCK) / 2 + odd * (EB_Q8_BLOCK / 2);
+    blk[lane] = (INT64_C(1) << 30) + (r ? INT64_C(1) << (30 + r) : 0);
+    blk[EB_Q8_BLOCK + lane] = 31 + r;
+    blk[2 * EB_Q8_BLOCK + lane] = r ? INT64_C(1) << 31 : 0;
+    if (odd) blk[3 * EB_Q8_BLOCK + lane - EB_Q8_BLOCK / 2] = mult[o];
+  }
+}
+
+size_t eb_q8_dw_pack_bytes(int kh, int kw, int c) {
+  const size_t blocks = (size_t)(c + 31) / 32, pairs = (size_t)(kh * kw + 1) / 2;
+  return blocks * (pairs * 2 * 64 + 2 * EB_Q8_DW_HALF);
+}
+
+void eb_q8_dw_pack(int kh, int kw, int c, int cp, const int32_t *w, const int32_t *bias_in, const int32_t *mult,
+                   const int32_t *lsh, const int32_t *rsh, void *out) {
+  const int blocks = (c + 31) / 32, np = (kh * kw + 1) / 2;
+  uint8_t *o = out;
+  for (int b = 0; b < blocks; b++) {
+    int16_t *wb = (int16_t *)o;
+    for (int h = 0; h < 2; h++) {
+      uint8_t *half = o + (size_t)np * 2 * 64 + (size_t)h * EB_Q8_DW_HALF;
+      int32_t *bi = (int32_t *)half, *m = bi + 16, *l = m + 16, r[16];
+      for (int k = 0; k < 16; k++) {
+        /* unpacklo/hi_epi16 put channels 8L..8L+3 / 8L+4..8L+7 of each 128-bit lane L in dwords 4L.. */
+        const int ch = 32 * b + 8 * (k / 4) + 4 * h + k % 4, in = ch < c;
+        for (int p = 0; p < np; p++)
+          for (int j = 0; j < 2; j++) {
+            const int t = eb_q8_dw_pair_tap(kh, kw, p, j);
+            wb[((size_t)(p * 2 + h) * 16 + k) * 2 + j] = (int16_t)(in && t >= 0 ? w[(size_t)t * cp + ch] : 0);
+          }
+        bi[k] = in ? bias_in[ch] : 0;
+        m[k] = in ? mult[ch] : 0;
+        l[k] = in ? lsh[ch] : 0;
+        r[k] = in ? rsh[ch] : 0;
+      }
+      eb_q8_fill_fast(16, m, r, (int64_t *)(l + 16));
+    }
+    o += (size_t)np * 2 * 64 + 2 * EB_Q8_DW_HALF;
+  }
+}
+
 static void split(int32_t q, int shift, int32_t *m, int32_t *l, int32_t *r) {
   *m = q;
   *l = shift > 0 ? (shift > 32 ? 32 : shift) : 0;
@@ -89,9 +136,15 @@ void eb_q8_dw_biases(int taps, int c, int cp, const int32_t *w, const int32_t *b
 
 void eb_q8_im2col(const eb_conv_geom *g, const int8_t *x, int32_t x_zp, size_t p0, size_t p1, int8_t *buf,
                   size_t stride) {
-  const size_t hw = (size_t)g->oh * g->ow, run = (size_t)g->ic;
+  const size_t hw = (size_t)g->oh * g->ow, run = (size_t)g->ic, seg = run * (size_t)g->kw;
+  const int8_t *x_end = x + (size_t)g->n * g->ih * g->iw * run;
+  /* the pixel's (b, oy, ox) by counting, not dividing (three divisions cost as much as a stem row's copies) */
+  int b = (int)(p0 / hw), oy = (int)(p0 % hw / g->ow), ox = (int)(p0 % g->ow) - 1;
   for (size_t p = p0; p < p1; p++) {
-    const int b = (int)(p / hw), oy = (int)(p % hw / g->ow), ox = (int)(p % g->ow);
+    if (++ox == g->ow) {
+      ox = 0;
+      if (++oy == g->oh) oy = 0, b++;
+    }
     int8_t *row = buf + (p - p0) * stride;
     const int ix0 = ox * g->sw - g->pl;
     /* a window row inside the image is one contiguous copy: with few input channels (a stem's
@@ -100,13 +153,18 @@ void eb_q8_im2col(const eb_conv_geom *g, const int8_t *x, int32_t x_zp, size_t p
     for (int ky = 0; ky < g->kh; ky++) {
       const int iy = oy * g->sh - g->pt + ky * g->dh;
       if (iy < 0 || iy >= g->ih) {
-        memset(row, (int)(int8_t)x_zp, run * (size_t)g->kw);
-        row += run * (size_t)g->kw;
+        memset(row, (int)(int8_t)x_zp, seg);
+        row += seg;
         continue;
       }
       if (whole) {
-        memcpy(row, x + (((size_t)b * g->ih + iy) * g->iw + ix0) * run, run * (size_t)g->kw);
-        row += run * (size_t)g->kw;
+        const int8_t *src = x + (((size_t)b * g->ih + iy) * g->iw + ix0) * run;
+        /* a stem's 9-byte window rows: one fixed 16-byte copy (inlined) instead of a memcpy call.
+         * The excess lands in bytes of these rows written after it; never past the last row (p1)
+         * nor the input's end. */
+        if (seg <= 16 && (size_t)(row - buf) + 16 <= (p1 - p0) * stride && src + 16 <= x_end) memcpy(row, src, 16);
+        else memcpy(row, src, seg);
+        row += seg;
         continue;
       }
       for (int kx = 0; kx < g->kw; kx++, row += run) {
@@ -121,9 +179,9 @@ void eb_q8_im2col(const eb_conv_geom *g, const int8_t *x, int32_t x_zp, size_t p
 /* ---- run-time pick ------------------------------------------------------------------ */
 
 static const eb_q8_kernels ALL[] = {
-    {"q8-portable", 0, 0, eb_q8_gemm_portable, eb_q8_dw_rows_portable, eb_q8_add_portable},
+    {"q8-portable", 0, 0, eb_q8_gemm_portable, eb_q8_dw_rows_portable, eb_q8_add_portable, eb_ref_quantize_i8},
 #if defined(EB_HAVE_X86_KERNELS)
-    {"q8-avx512vnni", 1, 2, eb_q8_gemm_avx512vnni, eb_q8_dw_rows_avx512, eb_q8_add_avx512},
+    {"q8-avx512vnni", 1, 2, eb_q8_gemm_avx512vnni, eb_q8_dw_rows_avx512, eb_q8_add_avx512, eb_q8_quantize_avx512},
 #endif
 };
 #define N_ALL ((int)(sizeof ALL / sizeof ALL[0]))

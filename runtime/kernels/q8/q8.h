@@ -17,6 +17,13 @@
  * branches: SaturatingRoundingDoublingHighMul(a, q) with q >= 0 is exactly
  * (a * q + 2^30) >> 31 (floor); the nudge 1 - 2^30 for negative products followed
  * by truncation toward zero gives the same integer. RoundingDivideByPOT follows.
+ *
+ * On 64-bit lanes the two roundings fold into one add and shift (eb_q8_fill_fast): with
+ * a = acc << lsh (wrapped) and t = a * q exact,
+ *   y = (t + 2^30 + [rsh > 0] (2^(30+rsh) - [t < 0] 2^31)) >> (31 + rsh)
+ * because floor(floor(u / 2^31) / 2^r) = floor(u / 2^(31+r)), and RoundingDivideByPOT's
+ * "minus one below zero" tie rule tests the sign of t + 2^30, which differs from t's only
+ * where the high product is 0 and the tie rule cannot fire. |t| < 2^62, so nothing overflows.
  */
 #ifndef EDGEBNN_Q8_H
 #define EDGEBNN_Q8_H
@@ -41,6 +48,8 @@ typedef struct {
   const int32_t *lsh;  /* max(shift, 0), capped at 32 (all bits shifted out, as ref) */
   const int32_t *rsh;  /* max(-shift, 0) */
   int32_t out_zp, act_min, act_max;
+  /* NULL, or the one-shift form (see above) per block of 16 channels (eb_q8_fill_fast) */
+  const int64_t *fast;
 } eb_q8_requant;
 
 /* A conv/FC as y[rows][oc] = requant(x[rows][k] . w[oc][k]). */
@@ -64,6 +73,8 @@ typedef struct {
   const int32_t *bias_in;
   int32_t in_zp;
   eb_q8_requant rq;
+  /* NULL, or eb_q8_dw_pack's layout for the AVX-512 kernel (16-bit weight pairs) */
+  const void *pk;
 } eb_q8_dw;
 
 /* TFLite's quantized ADD (see eb_ref_add_i8) with its multipliers resolved. */
@@ -82,6 +93,8 @@ typedef struct {
   /* output rows [r0, r1) of n*oh */
   void (*dw_rows)(const eb_q8_dw *d, const int8_t *x, int8_t *y, int r0, int r1);
   void (*add)(const eb_q8_add *a, size_t count, const int8_t *x, const int8_t *b, int8_t *y);
+  /* QUANTIZE, the same bytes as eb_ref_quantize_i8 */
+  void (*quantize)(size_t count, const float *x, float scale, int32_t zp, int8_t *y);
 } eb_q8_kernels;
 
 /* Variants this CPU can run, best last (the portable one is always first). */
@@ -99,6 +112,13 @@ int32_t eb_q8_pack_gemm(const eb_q8_kernels *ks, int k, int oc, const int8_t *w,
 /* mult/lsh/rsh[ocp] from TFLite's (q, shift) pairs; padding channels get 0. */
 void eb_q8_fill_requant(int oc, int ocp, const int32_t *q, const int *shift, int32_t *mult, int32_t *lsh,
                         int32_t *rsh);
+/* The one-shift requantization table: per block of 16 channels, int64 lanes of the even
+ * channels then of the odd ones (as vpmuldq pairs them) of round, shift, tie correction
+ * ([rsh > 0] 2^31) and, for the odd channels only, the multiplier. */
+#define EB_Q8_FAST_BLOCK 56 /* int64 per block: 3 x 16 + 8 */
+size_t eb_q8_fast_bytes(int ocp);
+/* From eb_q8_fill_requant's mult[ocp] and rsh[ocp]. */
+void eb_q8_fill_fast(int ocp, const int32_t *mult, const int32_t *rsh, int64_t *fast);
 void eb_q8_add_init(eb_q8_add *a, float a_scale, int32_t a_zp, float b_scale, int32_t b_zp, float y_scale,
                     const eb_q8_io *q);
 
@@ -106,6 +126,26 @@ void eb_q8_add_init(eb_q8_add *a, float a_scale, int32_t a_zp, float b_scale, in
  * its packed weights w[kh*kw][cp]. */
 void eb_q8_dw_biases(int taps, int c, int cp, const int32_t *w, const int32_t *bias, int32_t in_zp, int32_t *bias_out,
                      int32_t *bias_in);
+
+/* Depthwise weights as 16-bit pairs of taps per channel for vpdpwssd, in blocks of 32
+ * channels: int16 w[npairs][2][16][2] (lanes ordered as unpacklo/hi_epi16 leave them),
+ * then in the same lane order, per half (lo, hi): int32 bias_in[16], mult[16], lsh[16] and
+ * an eb_q8_fill_fast block. w[taps][cp] are the zero-point-free weights (each fits int16),
+ * bias_in from eb_q8_dw_biases, mult/lsh/rsh[cp] from eb_q8_fill_requant. Taps pair as
+ * eb_q8_dw_pair_tap says. */
+#define EB_Q8_DW_HALF (3 * 64 + EB_Q8_FAST_BLOCK * 8) /* bytes of one half's bias and requantization */
+size_t eb_q8_dw_pack_bytes(int kh, int kw, int c);
+void eb_q8_dw_pack(int kh, int kw, int c, int cp, const int32_t *w, const int32_t *bias_in, const int32_t *mult,
+                   const int32_t *lsh, const int32_t *rsh, void *out);
+
+/* Tap j (0, 1) of pair p, -1 for none. 3x3 pairs each column's top two taps and then the
+ * bottom row's, so that a row of stride-1 outputs builds each input column's pairs once and
+ * its neighbours reuse them; other shapes pair taps in order. */
+static inline int eb_q8_dw_pair_tap(int kh, int kw, int p, int j) {
+  static const signed char p33[5][2] = {{0, 3}, {1, 4}, {2, 5}, {6, 7}, {-1, 8}};
+  if (kh == 3 && kw == 3) return p33[p][j];
+  return 2 * p + j < kh * kw ? 2 * p + j : -1;
+}
 
 /* Output pixels [p0, p1) of a groups=1 conv as GEMM rows of kh*kw*ic codes (row i at
  * buf + i * stride, i from 0), taps in the padding filled with x_zp (real 0). */
@@ -122,6 +162,7 @@ void eb_q8_gemm_avx512vnni(const eb_q8_gemm *g, size_t rows, const int8_t *x, si
                            size_t y_stride);
 void eb_q8_dw_rows_avx512(const eb_q8_dw *d, const int8_t *x, int8_t *y, int r0, int r1);
 void eb_q8_add_avx512(const eb_q8_add *a, size_t count, const int8_t *x, const int8_t *b, int8_t *y);
+void eb_q8_quantize_avx512(size_t count, const float *x, float scale, int32_t zp, int8_t *y);
 #endif
 
 #ifdef __cplusplus

@@ -1,9 +1,8 @@
 /*
  * The portable body of the int8 kernels (q8.h), written in plain C with
  * fixed-length inner loops over 16 channels so that compilers vectorize them in
- * int32 lanes. Included once per instruction set: q8.c (the target's baseline)
- * and q8_x86/q8_avx512.c (-mavx512f...), each defining EB_Q8_SUFFIX.
- * EB_Q8_REQUANT16, when defined, replaces the C requantization of 16 lanes.
+ * int32 lanes. Included by q8.c (the target's baseline ISA), which defines
+ * EB_Q8_SUFFIX; q8_x86/q8_avx512.c has its own bodies.
  */
 #include <string.h>
 
@@ -31,17 +30,10 @@ static inline int8_t EB_Q8_FN(q8_out_)(int32_t acc, int32_t mult, int32_t lsh, i
 
 /* n <= 16 accumulators of channels [c, c + n) to int8. */
 static inline void EB_Q8_FN(q8_requant_)(const int32_t *acc, const eb_q8_requant *rq, int c, int n, int8_t *y) {
-#if defined(EB_Q8_REQUANT16)
-  if (n == EB_Q8_BLOCK) {
-    EB_Q8_REQUANT16(acc, rq, c, y);
-    return;
-  }
-#endif
   for (int j = 0; j < n; j++) y[j] = EB_Q8_FN(q8_out_)(acc[j], rq->mult[c + j], rq->lsh[c + j], rq->rsh[c + j], rq);
 }
 
 /* ---- depthwise ------------------------------------------------------------------ */
-#if !defined(EB_Q8_SKIP_DW)
 
 /* One output pixel, channels [c, c + n): n is EB_Q8_BLOCK (a constant after inlining,
  * so the loops become vector code) except for the last block. inside: the whole window
@@ -88,10 +80,7 @@ void EB_Q8_FN(eb_q8_dw_rows_)(const eb_q8_dw *d, const int8_t *x, int8_t *y, int
   }
 }
 
-#endif
-
 /* ---- add ------------------------------------------------------------------------- */
-#if !defined(EB_Q8_SKIP_ADD)
 
 void EB_Q8_FN(eb_q8_add_)(const eb_q8_add *a, size_t count, const int8_t *x, const int8_t *b, int8_t *y) {
   for (size_t i = 0; i < count; i++) {
@@ -102,8 +91,6 @@ void EB_Q8_FN(eb_q8_add_)(const eb_q8_add *a, size_t count, const int8_t *x, con
     y[i] = (int8_t)(v > a->act_max ? a->act_max : v);
   }
 }
-
-#endif
 
 /* ---- gemm (portable layout: per panel [k][nb*16] s8) -------------------------------- */
 #if defined(EB_Q8_WITH_GEMM)

@@ -1,10 +1,12 @@
 /*
  * AVX-512 int8 kernels: the GEMM on AVX512-VNNI (vpdpbusd: u8 weights + 128 times
- * s8 activations, 4 products per int32 lane), the depthwise and add bodies of
- * q8_impl.h compiled for AVX-512, and one vector requantization shared by all.
- * Only this file gets -mavx512*; q8.c calls it where the CPU reports VNNI.
+ * s8 activations, 4 products per int32 lane), depthwise on vpdpwssd (16-bit pairs of
+ * taps), add and quantize, all with TFLite's exact requantization in the one-shift
+ * form of q8.h (TFLite's own form where a plan carries no table). Only this file gets
+ * -mavx512*; q8.c calls it where the CPU reports VNNI.
  */
 #include <immintrin.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "q8/q8.h"
@@ -26,27 +28,116 @@ static inline __m512i mbqm16(__m512i v, __m512i mult, __m512i lsh, __m512i rsh) 
   return _mm512_mask_add_epi32(res, _mm512_cmpgt_epi32_mask(rem, thr), res, one);
 }
 
-static inline __m128i out16(__m512i v, const eb_q8_requant *rq, int c) {
-  v = mbqm16(v, _mm512_loadu_si512(rq->mult + c), _mm512_loadu_si512(rq->lsh + c), _mm512_loadu_si512(rq->rsh + c));
-  v = _mm512_add_epi32(v, _mm512_set1_epi32(rq->out_zp));
-  v = _mm512_max_epi32(v, _mm512_set1_epi32(rq->act_min));
-  v = _mm512_min_epi32(v, _mm512_set1_epi32(rq->act_max));
-  return _mm512_cvtepi32_epi8(v);
+/* The one-shift form (q8.h) on 16 lanes, not yet offset by out_zp nor clamped: a block's
+ * multipliers (even channels in place, odd ones moved down), left shifts (when shl), and its
+ * eb_q8_fill_fast table. */
+typedef struct {
+  __m512i me, mo, l, re, ro, se, so, ce, co;
+} rq_fast_t;
+
+static inline rq_fast_t rq_fast_at(const int32_t *mult, const int32_t *lsh, const int64_t *f, int shl) {
+  return (rq_fast_t){_mm512_loadu_si512(mult), _mm512_loadu_si512(f + 48),
+                     shl ? _mm512_loadu_si512(lsh) : _mm512_setzero_si512(),
+                     _mm512_loadu_si512(f), _mm512_loadu_si512(f + 8), _mm512_loadu_si512(f + 16),
+                     _mm512_loadu_si512(f + 24), _mm512_loadu_si512(f + 32), _mm512_loadu_si512(f + 40)};
 }
 
-static inline void requant16(const int32_t *acc, const eb_q8_requant *rq, int c, int8_t *y) {
-  _mm_storeu_si128((__m128i *)y, out16(_mm512_loadu_si512(acc), rq, c));
+static inline rq_fast_t rq_fast_load(const eb_q8_requant *rq, int c, int shl) {
+  return rq_fast_at(rq->mult + c, rq->lsh + c, rq->fast + (size_t)(c / EB_Q8_BLOCK) * EB_Q8_FAST_BLOCK, shl);
 }
 
-#define EB_Q8_SUFFIX avx512
-#define EB_Q8_REQUANT16 requant16
-#define EB_Q8_SKIP_DW
-#define EB_Q8_SKIP_ADD
-#include "q8/q8_impl.h"
+/* Whether any of channels [0, n) shifts left (a multiplier >= 1: rare). */
+static inline int any_shl(const int32_t *lsh, int n) {
+  __mmask16 any = 0;
+  for (int i = 0; i < n; i += 16) any |= _mm512_test_epi32_mask(_mm512_loadu_si512(lsh + i), _mm512_loadu_si512(lsh + i));
+  return any != 0;
+}
+
+static inline __m512i rq_fast(__m512i v, const rq_fast_t *t, int shl) {
+  if (shl) v = _mm512_sllv_epi32(v, t->l); /* counts of 32 give 0, as the reference's wrapped shift */
+  __m512i pe = _mm512_mul_epi32(v, t->me), po = _mm512_mul_epi32(_mm512_shuffle_epi32(v, _MM_PERM_DDBB), t->mo);
+  const __mmask8 ne = _mm512_movepi64_mask(pe), no = _mm512_movepi64_mask(po);
+  pe = _mm512_add_epi64(pe, t->re);
+  po = _mm512_add_epi64(po, t->ro);
+  pe = _mm512_srav_epi64(_mm512_mask_sub_epi64(pe, ne, pe, t->ce), t->se);
+  po = _mm512_srav_epi64(_mm512_mask_sub_epi64(po, no, po, t->co), t->so);
+  /* the results fit int32: odd channels' low dwords into the odd dwords */
+  return _mm512_mask_shuffle_epi32(pe, 0xAAAA, po, _MM_PERM_CCAA);
+}
+
+/* TFLite's form (without the table): not yet offset by out_zp nor clamped. */
+static inline __m512i rq_slow(__m512i v, const eb_q8_requant *rq, int c) {
+  return mbqm16(v, _mm512_loadu_si512(rq->mult + c), _mm512_loadu_si512(rq->lsh + c), _mm512_loadu_si512(rq->rsh + c));
+}
+
+/* Output bounds: out_zp (int16 lanes) and the activation range (int8 lanes). */
+typedef struct {
+  __m512i zp, lo, hi;
+} out_t;
+
+static inline out_t out_load(int32_t zp, int32_t lo, int32_t hi) {
+  return (out_t){_mm512_set1_epi16((short)zp), _mm512_set1_epi8((char)lo), _mm512_set1_epi8((char)hi)};
+}
+
+/* Four vectors of requantized values (16 channels each, in order) plus out_zp to 64 int8,
+ * clamped, the bytes of m stored. The saturating packs clamp to int16 (before adding out_zp,
+ * |out_zp| <= 128) then to int8, which cannot change the final clamp into [-128, 127]. */
+static inline void store4(__m512i v0, __m512i v1, __m512i v2, __m512i v3, const out_t *o, int8_t *y, __mmask64 m) {
+  const __m512i p = _mm512_packs_epi16(_mm512_adds_epi16(_mm512_packs_epi32(v0, v1), o->zp),
+                                       _mm512_adds_epi16(_mm512_packs_epi32(v2, v3), o->zp));
+  /* dword 4L + j of p holds v_j's channels 4L..4L+3 */
+  const __m512i idx = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  _mm512_mask_storeu_epi8(y, m, _mm512_min_epi8(_mm512_max_epi8(_mm512_permutexvar_epi32(idx, p), o->lo), o->hi));
+}
+
+static inline __mmask64 first_bytes(int n) { return n >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << n) - 1; }
+
 
 /* ---- add (eb_ref_add_i8's arithmetic, 16 lanes at a time) ---------------------------------- */
 
+/* MultiplyByQuantizedMultiplier with one (mult, rsh) for all lanes and no left shift, in the
+ * one-shift form of q8.h; rsh = 0 has no second rounding, so no tie correction. */
+static inline __m512i mbqm_uniform(__m512i v, __m512i m, __m512i round, __m512i sh, __m512i corr) {
+  __m512i pe = _mm512_mul_epi32(v, m), po = _mm512_mul_epi32(_mm512_shuffle_epi32(v, _MM_PERM_DDBB), m);
+  const __mmask8 ne = _mm512_movepi64_mask(pe), no = _mm512_movepi64_mask(po);
+  pe = _mm512_add_epi64(pe, round);
+  po = _mm512_add_epi64(po, round);
+  pe = _mm512_srav_epi64(_mm512_mask_sub_epi64(pe, ne, pe, corr), sh);
+  po = _mm512_srav_epi64(_mm512_mask_sub_epi64(po, no, po, corr), sh);
+  return _mm512_mask_shuffle_epi32(pe, 0xAAAA, po, _MM_PERM_CCAA);
+}
+
+static inline __m512i ld16(const int8_t *p, __mmask16 m) { return _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, p)); }
+
+static void add_fast(const eb_q8_add *a, size_t count, const int8_t *x, const int8_t *b, int8_t *y) {
+#define U(r) _mm512_set1_epi64((INT64_C(1) << 30) + ((r) ? INT64_C(1) << (30 + (r)) : 0))
+  const __m512i za = _mm512_set1_epi32(a->a_zp), zb = _mm512_set1_epi32(a->b_zp);
+  const __m512i ma = _mm512_set1_epi64(a->ma), mb = _mm512_set1_epi64(a->mb), my = _mm512_set1_epi64(a->my);
+  const __m512i rna = U(a->ra), rnb = U(a->rb), rny = U(a->ry);
+  const __m512i sa = _mm512_set1_epi64(31 + a->ra), sb = _mm512_set1_epi64(31 + a->rb), sy = _mm512_set1_epi64(31 + a->ry);
+  const __m512i ca = _mm512_set1_epi64(a->ra ? INT64_C(1) << 31 : 0), cb = _mm512_set1_epi64(a->rb ? INT64_C(1) << 31 : 0),
+                cy = _mm512_set1_epi64(a->ry ? INT64_C(1) << 31 : 0);
+#undef U
+  const out_t o = out_load(a->out_zp, a->act_min, a->act_max);
+  for (size_t i = 0; i < count; i += 64) {
+    const __mmask64 m = first_bytes(count - i < 64 ? (int)(count - i) : 64);
+    __m512i v[4];
+    for (int q = 0; q < 4; q++) {
+      const __mmask16 mq = (__mmask16)(m >> (16 * q));
+      const __m512i va = _mm512_slli_epi32(_mm512_sub_epi32(ld16(x + i + 16 * q, mq), za), 20);
+      const __m512i vb = _mm512_slli_epi32(_mm512_sub_epi32(ld16(b + i + 16 * q, mq), zb), 20);
+      const __m512i sum = _mm512_add_epi32(mbqm_uniform(va, ma, rna, sa, ca), mbqm_uniform(vb, mb, rnb, sb, cb));
+      v[q] = mbqm_uniform(sum, my, rny, sy, cy);
+    }
+    store4(v[0], v[1], v[2], v[3], &o, y + i, m);
+  }
+}
+
 void eb_q8_add_avx512(const eb_q8_add *a, size_t count, const int8_t *x, const int8_t *b, int8_t *y) {
+  if (!a->la && !a->lb && !a->ly) {
+    add_fast(a, count, x, b, y);
+    return;
+  }
   const __m512i za = _mm512_set1_epi32(a->a_zp), zb = _mm512_set1_epi32(a->b_zp), zy = _mm512_set1_epi32(a->out_zp);
   const __m512i ma = _mm512_set1_epi32(a->ma), la = _mm512_set1_epi32(a->la), ra = _mm512_set1_epi32(a->ra);
   const __m512i mb = _mm512_set1_epi32(a->mb), lb = _mm512_set1_epi32(a->lb), rb = _mm512_set1_epi32(a->rb);
@@ -55,8 +146,8 @@ void eb_q8_add_avx512(const eb_q8_add *a, size_t count, const int8_t *x, const i
   for (size_t i = 0; i < count; i += 16) {
     const size_t n = count - i;
     const __mmask16 m = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u);
-    const __m512i va = _mm512_slli_epi32(_mm512_sub_epi32(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, x + i)), za), 20);
-    const __m512i vb = _mm512_slli_epi32(_mm512_sub_epi32(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, b + i)), zb), 20);
+    const __m512i va = _mm512_slli_epi32(_mm512_sub_epi32(ld16(x + i, m), za), 20);
+    const __m512i vb = _mm512_slli_epi32(_mm512_sub_epi32(ld16(b + i, m), zb), 20);
     const __m512i sum = _mm512_add_epi32(mbqm16(va, ma, la, ra), mbqm16(vb, mb, lb, rb));
     __m512i v = _mm512_add_epi32(mbqm16(sum, my, ly, ry), zy);
     v = _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
@@ -64,52 +155,148 @@ void eb_q8_add_avx512(const eb_q8_add *a, size_t count, const int8_t *x, const i
   }
 }
 
-/* ---- depthwise --------------------------------------------------------------------------- */
+/* ---- quantize (eb_ref_quantize_i8's arithmetic: the true quotient, clamped to +-512,
+ * truncated, the exact remainder deciding the rounding half away from zero) ---------------- */
 
-static inline __m512i ld16(const int8_t *p, __mmask16 m) { return _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, p)); }
-
-/* One output pixel whose window lies inside the input: codes times weights, zero point
- * folded into bias_in. KH/KW are constants (3x3) or 0 for the layer's own. */
-static inline __attribute__((always_inline)) void dw_inside(const eb_q8_dw *d, const int KH, const int KW,
-                                                             const int8_t *xw, int8_t *yp) {
-  const eb_conv_geom *g = &d->g;
-  const int kh = KH ? KH : g->kh, kw = KW ? KW : g->kw, C = g->ic;
-  const size_t row = (size_t)g->iw * C * g->dh, col = (size_t)C * g->dw;
-  for (int c = 0; c < C; c += 16) {
-    const int n = C - c;
-    const __mmask16 m = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u);
-    __m512i acc = _mm512_loadu_si512(d->bias_in + c);
-    const int32_t *wp = d->w + c;
-#pragma GCC unroll 3
-    for (int ky = 0; ky < kh; ky++)
-#pragma GCC unroll 3
-      for (int kx = 0; kx < kw; kx++)
-        acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(ld16(xw + ky * row + kx * col + c, m),
-                                                       _mm512_loadu_si512(wp + (size_t)(ky * kw + kx) * d->cp)));
-    _mm_mask_storeu_epi8(yp + c, m, out16(acc, &d->rq, c));
+void eb_q8_quantize_avx512(size_t count, const float *x, float scale, int32_t zp, int8_t *y) {
+  const __m512 s = _mm512_set1_ps(scale), lim = _mm512_set1_ps(512.0f), half = _mm512_set1_ps(0.5f);
+  const __m512i z = _mm512_set1_epi32(zp), one = _mm512_set1_epi32(1);
+  const __m512i lo = _mm512_set1_epi32(-128), hi = _mm512_set1_epi32(127);
+  for (size_t i = 0; i < count; i += 16) {
+    const __mmask16 m = count - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (count - i)) - 1u);
+    __m512 r = _mm512_div_ps(_mm512_maskz_loadu_ps(m, x + i), s);
+    r = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(r, r, _CMP_ORD_Q), r); /* NaN to 0 before max/min see it */
+    r = _mm512_min_ps(_mm512_max_ps(r, _mm512_sub_ps(_mm512_setzero_ps(), lim)), lim);
+    __m512i t = _mm512_cvttps_epi32(r);
+    const __m512 f = _mm512_sub_ps(r, _mm512_cvtepi32_ps(t));
+    t = _mm512_mask_add_epi32(t, _mm512_cmp_ps_mask(f, half, _CMP_GE_OQ), t, one);
+    t = _mm512_mask_sub_epi32(t, _mm512_cmp_ps_mask(f, _mm512_sub_ps(_mm512_setzero_ps(), half), _CMP_LE_OQ), t, one);
+    t = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(t, z), lo), hi);
+    _mm_mask_storeu_epi8(y + i, m, _mm512_cvtepi32_epi8(t));
   }
 }
 
-/* A pixel at the border: only the taps inside the input, each minus the zero point. */
-static void dw_border(const eb_q8_dw *d, const int8_t *xb, int oy, int ox, int8_t *yp) {
+/* ---- depthwise --------------------------------------------------------------------------- */
+
+/* 32 channels per step in two accumulators of 16 lanes: vpdpwssd adds a pair of taps
+ * (x_t w_t + x_t' w_t') per lane, the pairs interleaved by unpacklo/hi_epi16, which leave
+ * channels 8L..8L+3 (lo) and 8L+4..8L+7 (hi) of each 128-bit lane L; eb_q8_dw_pack lays
+ * the weights and bias_in out the same way. The codes multiply as they are, in_zp folded
+ * into bias_in; a tap in the padding reads the code in_zp (real 0), as TFLite pads, which
+ * bias_in then cancels: no border variant of the arithmetic. */
+static inline __m512i dw_tap(const int8_t *p, __mmask32 m) { return _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(m, p)); }
+
+/* What a block's pixels share: its packed weights, bias_in and requantization (in the
+ * accumulators' lane order), output bounds. */
+typedef struct {
+  const __m512i *w;    /* [pairs][2] */
+  const int32_t *bias; /* half lo: bias_in[16], then half hi at + EB_Q8_DW_HALF bytes */
+  __m512i zp;          /* in_zp in int16 lanes */
+  __mmask32 m;         /* the block's channels */
+  int c, second, fast, shl;
+  rq_fast_t f0, f1;    /* lo, hi */
+  out_t o;
+} dw_blk;
+
+static inline void dw_store(const eb_q8_dw *d, const dw_blk *k, __m512i lo, __m512i hi, int8_t *yp) {
+  if (k->fast) {
+    /* lanes stay as unpacklo/hi left them: packs_epi32(lo, hi) puts channels 8L..8L+7 in order
+     * in 128-bit lane L, then the two packs' dwords 0, 1 of each lane are the 32 bytes */
+    const __m512i p = _mm512_adds_epi16(_mm512_packs_epi32(rq_fast(lo, &k->f0, k->shl), rq_fast(hi, &k->f1, k->shl)),
+                                        k->o.zp);
+    const __m512i idx = _mm512_setr_epi32(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15);
+    const __m512i b = _mm512_permutexvar_epi32(idx, _mm512_packs_epi16(p, p));
+    _mm256_mask_storeu_epi8(yp, k->m, _mm512_castsi512_si256(_mm512_min_epi8(_mm512_max_epi8(b, k->o.lo), k->o.hi)));
+    return;
+  }
+  /* TFLite's form reads the tables in channel order */
+  const __m512i idx0 = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+  const __m512i idx1 = _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
+  const __m512i v0 = rq_slow(_mm512_permutex2var_epi32(lo, idx0, hi), &d->rq, k->c);
+  const __m512i v1 = k->second ? rq_slow(_mm512_permutex2var_epi32(lo, idx1, hi), &d->rq, k->c + 16) : v0;
+  store4(v0, v1, v0, v1, &k->o, yp, (__mmask64)k->m);
+}
+
+/* One output pixel at input corner (iy0, ix0); inside: no tap in the padding. */
+static inline __attribute__((always_inline)) void dw_pixel(const eb_q8_dw *d, const dw_blk *k, const int KH,
+                                                            const int KW, const int8_t *xb, int iy0, int ix0,
+                                                            int inside, int8_t *yp) {
   const eb_conv_geom *g = &d->g;
-  const int C = g->ic;
-  const __m512i zp = _mm512_set1_epi32(d->in_zp);
-  for (int c = 0; c < C; c += 16) {
-    const int n = C - c;
-    const __mmask16 m = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u);
-    __m512i acc = _mm512_loadu_si512(d->bias + c);
-    for (int ky = 0; ky < g->kh; ky++) {
-      const int iy = oy * g->sh - g->pt + ky * g->dh;
-      if (iy < 0 || iy >= g->ih) continue;
-      for (int kx = 0; kx < g->kw; kx++) {
-        const int ix = ox * g->sw - g->pl + kx * g->dw;
-        if (ix < 0 || ix >= g->iw) continue;
-        const __m512i xv = _mm512_sub_epi32(ld16(xb + ((size_t)iy * g->iw + ix) * C + c, m), zp);
-        acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(xv, _mm512_loadu_si512(d->w + (size_t)(ky * g->kw + kx) * d->cp + c)));
+  const int kh = KH ? KH : g->kh, kw = KW ? KW : g->kw, pairs = (kh * kw + 1) / 2, C = g->ic;
+  const size_t row = (size_t)g->iw * C * g->dh, col = (size_t)C * g->dw;
+  /* an offset, not a pointer: the window's corner may lie in the padding */
+  const ptrdiff_t xw = ((ptrdiff_t)iy0 * g->iw + ix0) * C + k->c;
+  __m512i lo = _mm512_loadu_si512(k->bias), hi = _mm512_loadu_si512(k->bias + EB_Q8_DW_HALF / 4);
+#pragma GCC unroll 5
+  for (int p = 0; p < pairs; p++) {
+    __m512i ab[2];
+#pragma GCC unroll 2
+    for (int j = 0; j < 2; j++) {
+      const int t = eb_q8_dw_pair_tap(kh, kw, p, j), ty = t / kw, tx = t % kw;
+      if (t < 0) ab[j] = _mm512_setzero_si512(); /* no tap: its weight is 0 */
+      else if (inside) ab[j] = dw_tap(xb + xw + ty * row + tx * col, k->m);
+      else {
+        const int iy = iy0 + ty * g->dh, ix = ix0 + tx * g->dw;
+        ab[j] = iy >= 0 && iy < g->ih && ix >= 0 && ix < g->iw ? dw_tap(xb + xw + ty * row + tx * col, k->m) : k->zp;
       }
     }
-    _mm_mask_storeu_epi8(yp + c, m, out16(acc, &d->rq, c));
+    lo = _mm512_dpwssd_epi32(lo, _mm512_unpacklo_epi16(ab[0], ab[1]), _mm512_loadu_si512(k->w + 2 * p));
+    hi = _mm512_dpwssd_epi32(hi, _mm512_unpackhi_epi16(ab[0], ab[1]), _mm512_loadu_si512(k->w + 2 * p + 1));
+  }
+  dw_store(d, k, lo, hi, yp);
+}
+
+/* 3x3, stride and dilation 1: slide along a whole output row. Input column i gives
+ * P(i) = (row 0, row 1) and, with column i + 1, Q(i) = (row 2 at i, row 2 at i + 1); output
+ * ox is P(ox) P(ox+1) P(ox+2) against pairs (0,3) (1,4) (2,5), Q(ox) against (6,7) and
+ * Q(ox+1) against (-,8): each column is loaded and interleaved once, not three times.
+ * Columns and rows in the padding read in_zp. */
+typedef struct {
+  const int8_t *x; /* the image */
+  ptrdiff_t x0;    /* offset of column 0 of window row 0, channel c (may lie in the padding) */
+  ptrdiff_t row, col;
+  int rv[3], iw;
+} dw_cols;
+
+static inline void dw_col(const dw_cols *s, const dw_blk *k, int ix, __m512i *r0, __m512i *r1, __m512i *r2) {
+  const int in = ix >= 0 && ix < s->iw;
+  const ptrdiff_t o = s->x0 + ix * s->col;
+  *r0 = in && s->rv[0] ? dw_tap(s->x + o, k->m) : k->zp;
+  *r1 = in && s->rv[1] ? dw_tap(s->x + o + s->row, k->m) : k->zp;
+  *r2 = in && s->rv[2] ? dw_tap(s->x + o + 2 * s->row, k->m) : k->zp;
+}
+
+static void dw_row_s1_33(const eb_q8_dw *d, const dw_blk *k, const int8_t *xb, int iy0, int8_t *yrow) {
+  const eb_conv_geom *g = &d->g;
+  dw_cols s;
+  s.row = (ptrdiff_t)g->iw * g->ic;
+  s.col = g->ic;
+  s.iw = g->iw;
+  s.x = xb;
+  s.x0 = iy0 * s.row + k->c;
+  for (int ky = 0; ky < 3; ky++) s.rv[ky] = iy0 + ky >= 0 && iy0 + ky < g->ih;
+  __m512i w[10];
+  for (int i = 0; i < 10; i++) w[i] = _mm512_loadu_si512(k->w + i);
+  const __m512i b_lo = _mm512_loadu_si512(k->bias), b_hi = _mm512_loadu_si512(k->bias + EB_Q8_DW_HALF / 4);
+  __m512i a0, a1, r2, r2n;
+  int ix = -g->pl;
+  dw_col(&s, k, ix++, &a0, &a1, &r2);
+  __m512i p0l = _mm512_unpacklo_epi16(a0, a1), p0h = _mm512_unpackhi_epi16(a0, a1);
+  dw_col(&s, k, ix++, &a0, &a1, &r2n);
+  __m512i p1l = _mm512_unpacklo_epi16(a0, a1), p1h = _mm512_unpackhi_epi16(a0, a1);
+  __m512i q0l = _mm512_unpacklo_epi16(r2, r2n), q0h = _mm512_unpackhi_epi16(r2, r2n);
+  r2 = r2n;
+  for (int ox = 0; ox < g->ow; ox++) {
+    dw_col(&s, k, ix++, &a0, &a1, &r2n); /* column ox + 2 - pl */
+    const __m512i p2l = _mm512_unpacklo_epi16(a0, a1), p2h = _mm512_unpackhi_epi16(a0, a1);
+    const __m512i q1l = _mm512_unpacklo_epi16(r2, r2n), q1h = _mm512_unpackhi_epi16(r2, r2n);
+    __m512i lo = _mm512_dpwssd_epi32(b_lo, p0l, w[0]), hi = _mm512_dpwssd_epi32(b_hi, p0h, w[1]);
+    lo = _mm512_dpwssd_epi32(lo, p1l, w[2]), hi = _mm512_dpwssd_epi32(hi, p1h, w[3]);
+    lo = _mm512_dpwssd_epi32(lo, p2l, w[4]), hi = _mm512_dpwssd_epi32(hi, p2h, w[5]);
+    lo = _mm512_dpwssd_epi32(lo, q0l, w[6]), hi = _mm512_dpwssd_epi32(hi, q0h, w[7]);
+    lo = _mm512_dpwssd_epi32(lo, q1l, w[8]), hi = _mm512_dpwssd_epi32(hi, q1h, w[9]);
+    dw_store(d, k, lo, hi, yrow + (size_t)ox * g->oc + k->c);
+    p0l = p1l, p0h = p1h, p1l = p2l, p1h = p2h, q0l = q1l, q0h = q1h, r2 = r2n;
   }
 }
 
@@ -117,19 +304,45 @@ void eb_q8_dw_rows_avx512(const eb_q8_dw *d, const int8_t *x, int8_t *y, int r0,
   const eb_conv_geom *g = &d->g;
   const int ox0 = (g->pl + g->sw - 1) / g->sw, last = g->iw - 1 - (g->kw - 1) * g->dw + g->pl;
   const int ox1 = last < 0 ? 0 : last / g->sw + 1;
-  const int k33 = g->kh == 3 && g->kw == 3;
+  const int k33 = g->kh == 3 && g->kw == 3, slide = k33 && g->sw == 1 && g->dw == 1 && g->dh == 1;
+  const int blocks = (g->ic + 31) / 32, pairs = (g->kh * g->kw + 1) / 2;
+  const int shl = d->rq.fast && any_shl(d->rq.lsh, d->cp);
   for (int r = r0; r < r1; r++) {
     const int b = r / g->oh, oy = r % g->oh;
     const int iy0 = oy * g->sh - g->pt, rows_in = iy0 >= 0 && iy0 + (g->kh - 1) * g->dh < g->ih;
     const int8_t *xb = x + (size_t)b * g->ih * g->iw * g->ic;
-    for (int ox = 0; ox < g->ow; ox++) {
-      int8_t *yp = y + ((size_t)r * g->ow + ox) * g->oc;
-      if (rows_in && ox >= ox0 && ox < ox1) {
-        const int8_t *xw = xb + ((size_t)iy0 * g->iw + (size_t)(ox * g->sw - g->pl)) * g->ic;
-        if (k33) dw_inside(d, 3, 3, xw, yp);
-        else dw_inside(d, 0, 0, xw, yp);
-      } else {
-        dw_border(d, xb, oy, ox, yp);
+    int8_t *yrow = y + (size_t)r * g->ow * g->oc;
+    /* channel blocks outside, pixels inside: a block's weights stay in registers along the row */
+    for (int cb = 0; cb < blocks; cb++) {
+      const uint8_t *blk = (const uint8_t *)d->pk + (size_t)cb * ((size_t)pairs * 2 * 64 + 2 * EB_Q8_DW_HALF);
+      dw_blk k;
+      memset(&k, 0, sizeof k);
+      k.w = (const __m512i *)blk;
+      k.bias = (const int32_t *)(blk + (size_t)pairs * 2 * 64);
+      k.zp = _mm512_set1_epi16((short)d->in_zp);
+      k.c = 32 * cb;
+      const int n = g->ic - k.c < 32 ? g->ic - k.c : 32;
+      k.m = n >= 32 ? ~(__mmask32)0 : ((__mmask32)1 << n) - 1;
+      k.second = k.c + 16 < d->cp; /* the block's upper 16 channels exist in the channel-order tables */
+      k.fast = d->rq.fast != NULL;
+      k.shl = shl;
+      if (k.fast)
+        for (int h = 0; h < 2; h++) {
+          const int32_t *t = k.bias + h * (EB_Q8_DW_HALF / 4);
+          *(h ? &k.f1 : &k.f0) = rq_fast_at(t + 16, t + 32, (const int64_t *)(t + 48), shl);
+        }
+      k.o = out_load(d->rq.out_zp, d->rq.act_min, d->rq.act_max);
+      if (slide) {
+        dw_row_s1_33(d, &k, xb, iy0, yrow);
+        continue;
+      }
+      const dw_blk kp = k; /* a copy whose address never escapes: its fields can live in registers */
+      for (int ox = 0; ox < g->ow; ox++) {
+        const int ix0 = ox * g->sw - g->pl, inside = rows_in && ox >= ox0 && ox < ox1;
+        int8_t *yp = yrow + (size_t)ox * g->oc + k.c;
+        if (k33 && inside) dw_pixel(d, &kp, 3, 3, xb, iy0, ix0, 1, yp);
+        else if (k33) dw_pixel(d, &kp, 3, 3, xb, iy0, ix0, 0, yp);
+        else dw_pixel(d, &kp, 0, 0, xb, iy0, ix0, inside, yp);
       }
     }
   }
@@ -146,22 +359,32 @@ static inline int32_t load4(const int8_t *p) {
   return v;
 }
 
+/* Sum of k int8 codes: vpsadbw sums unsigned bytes, so flip the sign bits (x + 128) and take
+ * 128 per code back off; bytes past k stay 0. */
 static inline int32_t rowsum(const int8_t *x, int k) {
-  int32_t s = 0;
-  for (int i = 0; i < k; i++) s += x[i];
-  return s;
+  const __m512i flip = _mm512_set1_epi8((char)0x80);
+  __m512i s = _mm512_setzero_si512();
+  for (int i = 0; i < k; i += 64) {
+    const __mmask64 m = first_bytes(k - i);
+    const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, x + i), _mm512_maskz_mov_epi8(m, flip));
+    s = _mm512_add_epi64(s, _mm512_sad_epu8(u, _mm512_setzero_si512()));
+  }
+  return (int32_t)(_mm512_reduce_add_epi64(s) - 128 * (int64_t)k);
 }
 
 /* MR rows (rows past mr repeat a valid row; not stored) by nb blocks of 16 channels
  * starting at channel c, whose packed weights are the panel at w. */
 static inline __attribute__((always_inline)) void tile(const eb_q8_gemm *g, const int nb, const int8_t *const *xr,
                                                         const int32_t *adj, int mr, const uint8_t *w, int c,
-                                                        int8_t *const *yr) {
+                                                        int8_t *const *yr, int shl) {
   __m512i acc[MR][EB_Q8_NB];
+  /* start from each output's constant part, colterm - rowcoef * rowsum (q8.h) */
 #pragma GCC unroll 4
-  for (int r = 0; r < MR; r++)
+  for (int j = 0; j < nb; j++) {
+    const __m512i ct = _mm512_loadu_si512(g->colterm + c + 16 * j);
 #pragma GCC unroll 4
-    for (int j = 0; j < nb; j++) acc[r][j] = _mm512_setzero_si512();
+    for (int r = 0; r < MR; r++) acc[r][j] = _mm512_sub_epi32(ct, _mm512_set1_epi32(adj[r < mr ? r : mr - 1]));
+  }
   const int k4 = g->k / 4, kt = g->k % 4;
   const uint8_t *wp = w;
   for (int i = 0; i < k4; i++, wp += nb * 64) {
@@ -191,16 +414,24 @@ static inline __attribute__((always_inline)) void tile(const eb_q8_gemm *g, cons
       for (int r = 0; r < MR; r++) acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], wv, xb[r]);
     }
   }
+  /* requantize in place (rows past mr too: cheaper than a branch, never stored) */
 #pragma GCC unroll 4
   for (int j = 0; j < nb; j++) {
-    const int cj = c + 16 * j, n = g->oc - cj;
-    const __mmask16 keep = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u);
-    const __m512i ct = _mm512_loadu_si512(g->colterm + cj);
-    for (int r = 0; r < mr; r++) {
-      const __m512i v = _mm512_sub_epi32(_mm512_add_epi32(acc[r][j], ct), _mm512_set1_epi32(adj[r]));
-      _mm_mask_storeu_epi8(yr[r] + cj, keep, out16(v, &g->rq, cj));
+    const int cj = c + 16 * j;
+    if (g->rq.fast) {
+      const rq_fast_t f = rq_fast_load(&g->rq, cj, shl);
+#pragma GCC unroll 4
+      for (int r = 0; r < MR; r++) acc[r][j] = rq_fast(acc[r][j], &f, shl);
+    } else {
+#pragma GCC unroll 4
+      for (int r = 0; r < MR; r++) acc[r][j] = rq_slow(acc[r][j], &g->rq, cj);
     }
   }
+  const out_t o = out_load(g->rq.out_zp, g->rq.act_min, g->rq.act_max);
+  const int n = g->oc - c < 16 * nb ? g->oc - c : 16 * nb;
+  for (int r = 0; r < mr; r++)
+    store4(acc[r][0], acc[r][nb > 1 ? 1 : 0], acc[r][nb > 2 ? 2 : 0], acc[r][nb > 3 ? 3 : 0], &o, yr[r] + c,
+           first_bytes(n));
 }
 
 void eb_q8_gemm_avx512vnni(const eb_q8_gemm *g, size_t rows, const int8_t *x, size_t x_stride, int8_t *y,
@@ -208,6 +439,7 @@ void eb_q8_gemm_avx512vnni(const eb_q8_gemm *g, size_t rows, const int8_t *x, si
   const int blocks = g->ocp / EB_Q8_BLOCK, panels = (blocks + EB_Q8_NB - 1) / EB_Q8_NB;
   const size_t kp = (size_t)(g->k + 3) / 4 * 4;
   int32_t adj[CHUNK];
+  const int shl = g->rq.fast && any_shl(g->rq.lsh, g->ocp);
   for (size_t c0 = 0; c0 < rows; c0 += CHUNK) {
     const int nrows = rows - c0 < CHUNK ? (int)(rows - c0) : CHUNK;
     for (int r = 0; r < nrows; r++)
@@ -226,10 +458,10 @@ void eb_q8_gemm_avx512vnni(const eb_q8_gemm *g, size_t rows, const int8_t *x, si
         }
         const int c = p * EB_Q8_NB * EB_Q8_BLOCK;
         switch (nb) {
-          case 4: tile(g, 4, xr, adj + r0, mr, w, c, yr); break;
-          case 3: tile(g, 3, xr, adj + r0, mr, w, c, yr); break;
-          case 2: tile(g, 2, xr, adj + r0, mr, w, c, yr); break;
-          default: tile(g, 1, xr, adj + r0, mr, w, c, yr); break;
+          case 4: tile(g, 4, xr, adj + r0, mr, w, c, yr, shl); break;
+          case 3: tile(g, 3, xr, adj + r0, mr, w, c, yr, shl); break;
+          case 2: tile(g, 2, xr, adj + r0, mr, w, c, yr, shl); break;
+          default: tile(g, 1, xr, adj + r0, mr, w, c, yr, shl); break;
         }
       }
     }
