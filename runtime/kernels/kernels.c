@@ -15,11 +15,12 @@
 
 #define VARIANT(isa, label)                                                                                   \
   {label,                   1,                         eb_##isa##_bconv_tile, eb_##isa##_kbit_tile,              \
-   eb_##isa##_horq_tile,    eb_##isa##_pack_f32,       eb_##isa##_acc_to_bits, eb_##isa##_bmaxpool_tile}
+   eb_##isa##_horq_tile,    eb_##isa##_pack_f32,       eb_##isa##_acc_to_bits, eb_##isa##_bmaxpool_tile,         \
+   eb_##isa##_maxpool_f32_tile}
 
 /* Best last. ref is never picked unless forced, but it heads the list as the oracle. */
 static const eb_bin_kernels ALL[] = {
-    {"ref", 0, NULL, NULL, NULL, eb_ref_pack_f32, eb_ref_acc_to_bits, NULL},
+    {"ref", 0, NULL, NULL, NULL, eb_ref_pack_f32, eb_ref_acc_to_bits, NULL, NULL},
     VARIANT(scalar, "scalar"),
 #if defined(EB_HAVE_X86_KERNELS)
     VARIANT(popcnt, "popcnt"),

@@ -56,6 +56,9 @@ enum { EB_POST_CLAMP = 1, EB_POST_AFFINE = 2 };
  * share one output word, and two threads must never write the same word. */
 #define EB_BITS_OC_ALIGN 64
 
+/* Taps a float max pool window may have in maxpool_f32_tile. */
+#define EB_FMAX_TAPS 64
+
 typedef struct eb_bin_kernels_s {
   const char *name; /* reported by eb_op_backend: "ref", "scalar", "popcnt", "avx2", "avx512", "neon" */
   /* 0 for ref: the op layer calls the whole-op eb_ref_* functions (one thread,
@@ -80,6 +83,11 @@ typedef struct eb_bin_kernels_s {
   void (*acc_to_bits)(size_t rows, int c, const int32_t *acc, const int32_t *thr, const int32_t *dir, uint64_t *y);
   /* eb_ref_bmaxpool for rows [r0, r1) of n*oh. */
   void (*bmaxpool_tile)(const eb_conv_geom *g, const uint64_t *x, uint64_t *y, int r0, int r1);
+  /* Float max pooling, eb_ref_maxpool_f32 for rows [r0, r1) of n*oh, and when sbits is not
+   * NULL eb_ref_pack_f32 of those output pixels (thr NULL reads 0); x holds the input rows
+   * from x_row0 on (of the n*ih), every row those windows read; kh*kw <= EB_FMAX_TAPS. */
+  void (*maxpool_f32_tile)(const eb_conv_geom *g, const float *x, int x_row0, const float *thr, float *y,
+                           uint64_t *sbits, int r0, int r1);
 } eb_bin_kernels;
 
 /* Variants this CPU can run, best last; ref is always first. Sets *count. */
@@ -101,7 +109,9 @@ const eb_bin_kernels *eb_kernels_best(void);
   void eb_##isa##_pack_f32(size_t rows, int c, const float *x, const float *thr, uint64_t *y);                        \
   void eb_##isa##_acc_to_bits(size_t rows, int c, const int32_t *acc, const int32_t *thr, const int32_t *dir,         \
                               uint64_t *y);                                                                          \
-  void eb_##isa##_bmaxpool_tile(const eb_conv_geom *g, const uint64_t *x, uint64_t *y, int r0, int r1);
+  void eb_##isa##_bmaxpool_tile(const eb_conv_geom *g, const uint64_t *x, uint64_t *y, int r0, int r1);             \
+  void eb_##isa##_maxpool_f32_tile(const eb_conv_geom *g, const float *x, int x_row0, const float *thr, float *y,     \
+                                   uint64_t *sbits, int r0, int r1);
 
 EB_DECLARE_BIN_VARIANT(scalar)
 #if defined(EB_HAVE_X86_KERNELS)

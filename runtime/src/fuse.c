@@ -11,6 +11,7 @@
  * the conv's input stays alive until then, and the SIGN_PACK's output is born there. */
 #include <stdlib.h>
 
+#include "band.h"
 #include "bin_ops.h"
 #include "internal.h"
 #include "kernels.h"
@@ -86,9 +87,42 @@ static int elementwise_in_place(const eb_model *m, const eb_node *nd) {
          can_overwrite(m, nd->in[0], (int)(nd - m->nodes));
 }
 
+/* The first SIGN_PACK of tensor t after node j runs in node j: its output is born there. */
+static int take_sign(eb_model *m, const uses *u, int t, int j) {
+  const int i = u->first_sign[t];
+  if (i <= j) return -1;
+  m->nodes[i].skipped = 1;
+  m->tensors[m->nodes[i].out].producer = j;
+  return i;
+}
+
+/* A float conv on XNNPACK whose map only a max pool reads runs in bands inside the pool,
+ * which also writes the first SIGN_PACK of its output (band.h); the map is never whole. */
+static void band_stem(eb_model *m, const uses *u, int j) {
+  eb_node *pool = &m->nodes[j];
+  if (pool->type != EB_OP_MAX_POOL2D || pool->skipped || m->tensors[pool->out].dtype != EB_F32) return;
+  const int t = pool->in[0];
+  const eb_tensor *y = &m->tensors[t];
+  if (y->data || y->producer < 0 || y->dtype != EB_F32 || u->readers[t] != 1) return;
+  const int k = y->producer;
+  eb_node *conv = &m->nodes[k];
+  if (conv->type != EB_OP_CONV2D || conv->skipped || conv->backend != EB_BACKEND_XNNPACK) return;
+  const int rows = eb_band_rows(m, conv, pool);
+  if (rows <= 0) return;
+  conv->skipped = 1;
+  drop_tensor(m, t);
+  eb_tensor *x = &m->tensors[conv->in[0]];
+  if (!x->data && x->last_use < j) x->last_use = j;
+  pool->band_conv = k;
+  pool->band_rows = rows;
+  pool->backend = EB_BACKEND_BAND;
+  pool->fused_sign = take_sign(m, u, pool->out, j);
+}
+
 void eb_fuse_graph(eb_model *m) {
   for (int k = 0; k < m->n_nodes; k++)
-    m->nodes[k].fused_conv = m->nodes[k].fused_sign = m->nodes[k].fused_clamp = m->nodes[k].fused_affine = -1;
+    m->nodes[k].fused_conv = m->nodes[k].fused_sign = m->nodes[k].fused_clamp = m->nodes[k].fused_affine =
+        m->nodes[k].band_conv = -1;
   for (int i = 0; i < m->n_tensors; i++) m->tensors[i].alias = -1;
   for (int k = 0; k < m->n_nodes; k++)
     if (elementwise_in_place(m, &m->nodes[k])) m->tensors[m->nodes[k].out].alias = m->nodes[k].in[0];
@@ -109,6 +143,7 @@ void eb_fuse_graph(eb_model *m) {
       continue;
     if (nd->type == EB_OP_BCONV2D || nd->type == EB_OP_BFULLY_CONNECTED) nd->scratch_bytes = 0;
   }
+  for (int j = 0; j < m->n_nodes; j++) band_stem(m, &u, j);
   for (int j = 0; j < m->n_nodes; j++) {
     eb_node *add = &m->nodes[j];
     if (add->type != EB_OP_ADD || m->tensors[add->out].dtype != EB_F32) continue;
@@ -146,12 +181,7 @@ void eb_fuse_graph(eb_model *m) {
     add->backend = EB_BACKEND_BINARY;
     add->scratch_bytes = 0;
     /* the first SIGN_PACK of the sum, if any, is written here too */
-    const int i = u.first_sign[add->out];
-    if (i > j) {
-      m->nodes[i].skipped = 1;
-      m->tensors[m->nodes[i].out].producer = j;
-      add->fused_sign = i;
-    }
+    add->fused_sign = take_sign(m, &u, add->out, j);
   }
   free(u.readers);
   free(u.first_sign);

@@ -18,7 +18,7 @@
 #define EB_ARENA_READ_SLACK 64
 
 /* Which code runs a node, decided at load so a model can report it. */
-enum { EB_BACKEND_REF = 0, EB_BACKEND_BINARY, EB_BACKEND_XNNPACK, EB_BACKEND_HETCONV_FUSED, EB_BACKEND_Q8 };
+enum { EB_BACKEND_REF = 0, EB_BACKEND_BINARY, EB_BACKEND_XNNPACK, EB_BACKEND_HETCONV_FUSED, EB_BACKEND_Q8, EB_BACKEND_BAND };
 
 typedef struct {
   const char *name;
@@ -66,6 +66,9 @@ typedef struct {
   int skipped;
   int fused_conv, fused_sign, fused_clamp, fused_affine;
   int fused_res; /* the ADD's input that is the shortcut (a tensor) */
+  /* A MAX_POOL2D with band_conv >= 0 runs that (skipped) float conv in bands of band_rows
+   * of its own output rows, and SIGN_PACK fused_sign too when >= 0 (band.c) */
+  int band_conv, band_rows;
 } eb_node;
 
 struct eb_model {
@@ -103,6 +106,7 @@ struct eb_session {
   void **xnn_op;
   float **packed;
   void **q8op; /* int8 layers on the q8 backend: packed weights and plans (q8_ops.c) */
+  void **band; /* banded conv -> max pool nodes: their per-band operators (band.c) */
   float *zero_row; /* read by fused kernels in place of padding */
   void *consts; /* copies of the small constants kernels read at run time (session.c), or NULL */
 };

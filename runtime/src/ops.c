@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "band.h"
 #include "bin_ops.h"
 #include "float/hetconv.h"
 #include "internal.h"
@@ -31,6 +32,7 @@ const char *eb_op_backend(const eb_node *node) {
     case EB_BACKEND_XNNPACK: return "xnnpack";
     case EB_BACKEND_HETCONV_FUSED: return "hetconv-fused";
     case EB_BACKEND_Q8: return eb_q8_backend_name();
+    case EB_BACKEND_BAND: return "xnnpack-band";
     default: return "ref";
   }
 }
@@ -609,6 +611,15 @@ static int run_q8(const eb_session *s, const eb_node *nd, uint8_t *scratch) {
 eb_status eb_op_prepare(eb_session *s, const eb_node *nd, eb_error *err) {
   const eb_model *m = s->model;
   const int k = (int)(nd - m->nodes);
+  if (nd->backend == EB_BACKEND_BAND) {
+    eb_status st = eb_band_prepare(s, nd, &s->band[k], err);
+    const eb_node *conv = &m->nodes[nd->band_conv];
+    for (int i = 1; st == EB_OK && i <= 2 && i < conv->n_in; i++) /* XNNPACK packed copies, as below */
+      if (conv->in[i] >= 0 && m->tensors[conv->in[i]].data)
+        eb_model_drop_pages(m, m->tensors[conv->in[i]].data, m->tensors[conv->in[i]].nbytes);
+    return st;
+  }
+  if (nd->skipped && nd->backend == EB_BACKEND_XNNPACK) return EB_OK; /* a banded conv: its pool runs it */
   if (nd->backend == EB_BACKEND_XNNPACK) {
     eb_status st = eb_xnn_create(s, nd, &s->xnn_op[k], err);
     /* XNNPACK packed its own copy: the file's pages go at once, so that the pages of every
@@ -681,6 +692,10 @@ void eb_op_run(const eb_session *s, const eb_node *nd) {
   if (nd->skipped) return;
   if (nd->fused_conv >= 0) {
     run_fused_add(s, nd);
+    return;
+  }
+  if (nd->band_conv >= 0) {
+    eb_band_run(s, nd, s->band[node_ix]);
     return;
   }
   if (s->xnn_op[node_ix]) {

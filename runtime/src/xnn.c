@@ -238,10 +238,35 @@ eb_status eb_xnn_create(const eb_session *s, const eb_node *nd, void **out, eb_e
   return EB_OK;
 }
 
+eb_status eb_xnn_create_conv_rows(const eb_session *s, const eb_node *nd, int pad_top, int pad_bottom, int in_h,
+                                  const void *x, void *y, void **out, eb_error *err) {
+  const eb_model *m = s->model;
+  const eb_tensor *xt = T(m, nd, 0);
+  /* the node itself with the band's vertical padding: the same operator otherwise, so each
+   * output pixel sums the same products in the same order as the whole-map operator */
+  eb_node band = *nd;
+  band.p.pads[0] = pad_top;
+  band.p.pads[2] = pad_bottom;
+  xnn_operator_t op = NULL;
+  *out = NULL;
+  enum xnn_status st = create_op(m, &band, NULL, &op);
+  if (st) return fail(err, nd, "create (band)", st);
+  /* run by one thread of a parallel loop (eb_xnn_run_alone): set up for none */
+  st = xnn_setup_convolution2d_nhwc_f32(op, 1, (size_t)in_h, (size_t)xt->dims[2], x, y, NULL);
+  if (st) {
+    xnn_delete_operator(op);
+    return fail(err, nd, "setup (band)", st);
+  }
+  *out = op;
+  return EB_OK;
+}
+
 void eb_xnn_run(const eb_session *s, void *op) {
   /* setup already checked every argument; a run cannot fail short of a bug */
   xnn_run_operator((xnn_operator_t)op, (pthreadpool_t)eb_pool_pthreadpool(s->pool));
 }
+
+void eb_xnn_run_alone(void *op) { xnn_run_operator((xnn_operator_t)op, NULL); }
 
 void eb_xnn_delete(void *op) {
   if (op) xnn_delete_operator((xnn_operator_t)op);
@@ -260,9 +285,16 @@ eb_status eb_xnn_create(const eb_session *s, const eb_node *nd, void **op, eb_er
   *op = NULL;
   return eb_fail(err, EB_ERR_UNSUPPORTED, "op '%s': this build has no XNNPACK", nd->name);
 }
+eb_status eb_xnn_create_conv_rows(const eb_session *s, const eb_node *nd, int pad_top, int pad_bottom, int in_h,
+                                  const void *x, void *y, void **op, eb_error *err) {
+  (void)s, (void)pad_top, (void)pad_bottom, (void)in_h, (void)x, (void)y;
+  *op = NULL;
+  return eb_fail(err, EB_ERR_UNSUPPORTED, "op '%s': this build has no XNNPACK", nd->name);
+}
 void eb_xnn_run(const eb_session *s, void *op) {
   (void)s;
   (void)op;
 }
+void eb_xnn_run_alone(void *op) { (void)op; }
 void eb_xnn_delete(void *op) { (void)op; }
 #endif

@@ -1,6 +1,6 @@
 /* Kernel tests: every binary kernel variant the CPU can run (eb_kernels_list) must
  * equal the reference bit for bit on random shapes, for every entry point (conv,
- * FC, K-bit, HORQ, sign-pack, thresholded output, binary max-pool), whole and cut
+ * FC, K-bit, HORQ, sign-pack, thresholded output, binary and float max-pool), whole and cut
  * into arbitrary tiles; the reference conv/FC must equal a naive +-1 integer loop
  * written here from the contract in ref/ref.h; and the threaded ops must give the
  * same bytes for 1, 2, 3 and 4 threads. Shapes are small so the test also runs
@@ -476,6 +476,57 @@ static void test_bmaxpool_case(int ic, int stride) {
   free(x); free(ref); free(got);
 }
 
+/* Float max pooling with the signs of its output (a banded stem's pool, band.c): y as
+ * eb_ref_maxpool_f32 and the bits as eb_ref_pack_f32 of it, byte for byte, whole and in
+ * random row tiles, each tile reading a copy of just the input rows its windows need (as
+ * a band buffer holds them). */
+static void test_fmaxpool_case(int ic, int stride, int dil) {
+  eb_conv_geom g = random_geom(ic, stride, dil, 1);
+  g.oc = ic;
+  const size_t wpr = eb_words((size_t)ic), rows = (size_t)g.n * g.oh, npix = rows * g.ow;
+  const size_t nx = (size_t)g.n * g.ih * g.iw * ic;
+  float *x = malloc(nx * 4), *thr = malloc((size_t)ic * 4), *ref = malloc(npix * ic * 4), *got = malloc(npix * ic * 4);
+  float *band = malloc(nx * 4);
+  uint64_t *rbits = malloc(npix * wpr * 8), *gbits = malloc(npix * wpr * 8);
+  random_floats(nx, x);
+  for (size_t i = 0; i < nx; i += 7) x[i] = x[i / 2]; /* ties */
+  random_floats((size_t)ic, thr);
+  eb_ref_maxpool_f32(&g, x, ref);
+  int nk;
+  const eb_bin_kernels *ks = eb_kernels_list(&nk);
+  for (int with_thr = 0; with_thr <= 1; with_thr++) {
+    const float *t = with_thr ? thr : NULL;
+    eb_ref_pack_f32(npix, ic, ref, t, rbits);
+    for (int i = 1; i < nk; i++) {
+      memset(got, 0xa5, npix * ic * 4);
+      memset(gbits, 0xa5, npix * wpr * 8);
+      ks[i].maxpool_f32_tile(&g, x, 0, t, got, gbits, 0, (int)rows);
+      CHECK(!memcmp(got, ref, npix * ic * 4) && !memcmp(gbits, rbits, npix * wpr * 8),
+            "%s maxpool_f32 != ref: ic=%d k=%dx%d s=%d,%d d=%d,%d", ks[i].name, ic, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw);
+      memset(got, 0xa5, npix * ic * 4);
+      memset(gbits, 0xa5, npix * wpr * 8);
+      for (int r0 = 0; r0 < (int)rows;) {
+        const int step = 1 + rnd(3), r1 = r0 + step < (int)rows ? r0 + step : (int)rows;
+        int lo = g.n * g.ih, hi = 0; /* input rows (of n*ih) the tile's windows read */
+        for (int r = r0; r < r1; r++)
+          for (int ky = 0; ky < g.kh; ky++) {
+            const int iy = (r % g.oh) * g.sh - g.pt + ky * g.dh, row = (r / g.oh) * g.ih + iy;
+            if (iy < 0 || iy >= g.ih) continue;
+            if (row < lo) lo = row;
+            if (row + 1 > hi) hi = row + 1;
+          }
+        const size_t row_floats = (size_t)g.iw * ic;
+        if (hi > lo) memcpy(band, x + (size_t)lo * row_floats, (size_t)(hi - lo) * row_floats * 4);
+        ks[i].maxpool_f32_tile(&g, band, lo, t, got, with_thr ? gbits : NULL, r0, r1);
+        r0 = r1;
+      }
+      CHECK(!memcmp(got, ref, npix * ic * 4) && (!with_thr || !memcmp(gbits, rbits, npix * wpr * 8)),
+            "%s maxpool_f32 in row bands != ref: ic=%d k=%dx%d", ks[i].name, ic, g.kh, g.kw);
+    }
+  }
+  free(x); free(thr); free(ref); free(got); free(band); free(rbits); free(gbits);
+}
+
 /* Larger layers through the threaded ops: 1, 2, 3 and 4 threads, same bytes
  * (and the same as ref). Without pthreadpool in the build the pools are NULL and
  * this checks the single-threaded path only. */
@@ -612,6 +663,7 @@ int main(void) {
     for (int rep = 0; rep < 3; rep++) {
       test_rows_case(CHANNELS[c] * (1 + rep));
       test_bmaxpool_case(CHANNELS[c], 1 + rep % 2);
+      test_fmaxpool_case(CHANNELS[c], 1 + rep % 2, 1 + rep / 2);
     }
   test_threads();
   test_group_threads();

@@ -104,3 +104,57 @@ def test_fusion_shrinks_the_arena(tmp_path, monkeypatch):
         pytest.skip("no fast binary kernels in this build")
     monkeypatch.setenv("EDGEBNN_KERNELS", "ref")
     assert fast.arena_bytes < Runtime(path).arena_bytes
+
+
+def _stem(rng, c_in, c, k, stride, pool, pool_stride, pool_pad, thresholds, pool_out):
+    """A float stem (conv + BN folded + ReLU, then max pool) feeding a Bi-Real block: the pool's
+    map is the block's shortcut and, signed, its binary conv's input."""
+    b = GraphBuilder()
+    h = b.input("x", (1, 23, 19, c_in))
+    y = b.conv2d(h, rng.standard_normal((c, k, k, c_in)).astype(np.float32), bias=_vec(rng, c), strides=stride,
+                 padding="same", activation="relu")
+    p = b.max_pool2d(y, kernel=pool, strides=pool_stride, padding=pool_pad)
+    s = b.sign_pack(p, thresholds=_vec(rng, c, 0.3) if thresholds else None)
+    y = b.bconv2d(s, b.const_bits(_pm1(rng, (c, 3, 3, c))), padding="same", multiplier=_vec(rng, c, 0.1),
+                  bias=_vec(rng, c))
+    b.output(b.add(y, p), "out")
+    if pool_out:
+        b.output(p, "pool")
+    return b.build()
+
+
+@pytest.mark.parametrize("c", CHANNELS + (16, 48))
+@pytest.mark.parametrize("k,stride,pool,pool_stride,pool_pad", [(7, 2, 3, 2, "same"), (3, 1, 2, 2, "valid"),
+                                                                 (5, 2, 3, 1, "same"), (1, 1, 3, 3, "valid")])
+@pytest.mark.parametrize("conv", ["stem", "xnnpack"])
+def test_banded_stem_equals_whole_map(tmp_path, monkeypatch, c, k, stride, pool, pool_stride, pool_pad, conv):
+    """The conv run in bands inside the max pool, which also signs its output (band.c), gives the
+    bytes of the whole-map path (the same XNNPACK conv on the whole map, then the pool and the
+    sign pack as separate ops), for bands of one pool row up to a few and 1-4 threads; with the
+    bands' conv rows from XNNPACK, or from the stem kernel (float/stem.h: up to 64 output
+    channels, a multiple of 16, on AVX-512; elsewhere XNNPACK's too)."""
+    if conv == "xnnpack":
+        monkeypatch.setenv("EDGEBNN_BAND_XNNPACK", "1")
+    rng = np.random.default_rng(100 * c + 10 * k + pool)
+    g = _stem(rng, 3, c, k, stride, pool, pool_stride, pool_pad, thresholds=c % 2 == 1, pool_out=c == 64)
+    path = save(g, tmp_path / "m.ebnn")
+    x = rng.standard_normal((1, 23, 19, 3)).astype(np.float32)
+    want, ref_backends = _run(path, x, 1, kernels="ref")
+    if ref_backends[0] != "xnnpack":
+        pytest.skip("float convs are not on XNNPACK in this build")
+    assert "xnnpack-band" not in ref_backends
+    for band_bytes in ("1", str(3 * 12 * 4 * c), ""):  # one pool row per band, a few, the default
+        if band_bytes:
+            monkeypatch.setenv("EDGEBNN_BAND_BYTES", band_bytes)
+        else:
+            monkeypatch.delenv("EDGEBNN_BAND_BYTES", raising=False)
+        for threads in (1, 2, 3, 4):
+            got, backends = _run(path, x, threads)
+            if backends[2] == "ref":
+                pytest.skip("no fast binary kernels in this build")
+            if band_bytes == "":  # 23x19 is one band under the default budget: left whole
+                assert "xnnpack-band" not in backends, backends
+            else:
+                assert backends[:3] == ["fused", "xnnpack-band", "fused"], backends
+            for w, o in zip(want, got):
+                assert w.tobytes() == o.tobytes(), (band_bytes, threads)

@@ -12,7 +12,8 @@
  *   EB_VA_XOR(a,x,w)   a + popcount(x ^ w) per lane;  EB_VA_AND(a,x,w): x & w
  *   EB_VA_FLUSH(a,dst) dst[0..EB_VL) += the lane counts (uint32)
  *   EB_MAX_STEPS       words an accumulator can take before it must be flushed
- * and optionally EB_PACK64(x, thr) / EB_BITS64(acc, thr, dir) for one full
+ * and optionally EB_FMAX64(taps, nt, c0, y): 64 channels of a float max pool window
+ * (maxpool_f32_tile) in registers, and EB_PACK64(x, thr) / EB_BITS64(acc, thr, dir) for one full
  * output word of SIGN_PACK / the thresholded output stage, and
  *   EB_VA_GT(a,lim)    bit i set where lane i of a > lane i of lim (signed 64-bit),
  * which lets a conv with a packed-bits output threshold its accumulators in
@@ -750,6 +751,59 @@ void EB_ISA(bmaxpool_tile)(const eb_conv_geom *g, const uint64_t *x, uint64_t *y
         }
       }
       if (!any) memset(yp, 0, wpr * sizeof(uint64_t));
+    }
+  }
+}
+
+/* One pixel's max over its window for channels [c0, c0 + n), n <= 64, with the expression of
+ * eb_ref_maxpool_f32 in its tap order (taps: pointers to the window's pixels inside the
+ * input, nt of them). */
+static void EB_ISA(fmax_window)(int n, const float *const *taps, int nt, size_t c0, float *yp) {
+#if defined(EB_FMAX64)
+  if (n == 64 && nt > 0) { /* the running max in registers: a store and reload per tap cost more */
+    EB_FMAX64(taps, nt, c0, yp);
+    return;
+  }
+#endif
+  for (int k = 0; k < n; ++k) {
+    float m = 0.0f;
+    for (int t = 0; t < nt; ++t) {
+      const float v = taps[t][c0 + (size_t)k];
+      if (!t || v > m) m = v;
+    }
+    yp[k] = m;
+  }
+}
+
+/* Float max pooling and the signs of its output in one pass: a float stem's pool is
+ * Bi-Real's first shortcut (float) and, packed, the first binary conv's input. y as
+ * eb_ref_maxpool_f32 (the same comparison, so NaNs fall out alike), sbits (NULL: none)
+ * as eb_ref_pack_f32 of y while its pixel is still in L1. x holds rows x_row0.. of the
+ * n*ih input rows (a band of the map, band.c): the caller keeps every row a window of
+ * rows [r0, r1) reads inside it; windows have at most EB_FMAX_TAPS taps. */
+void EB_ISA(maxpool_f32_tile)(const eb_conv_geom *g, const float *x, int x_row0, const float *thr, float *y,
+                              uint64_t *sbits, int r0, int r1) {
+  const size_t c = (size_t)g->ic, wpr = eb_words(c);
+  const float *taps[EB_FMAX_TAPS];
+  for (int r = r0; r < r1; ++r) {
+    const int nb = r / g->oh, oy = r % g->oh;
+    for (int ox = 0; ox < g->ow; ++ox) {
+      const size_t pix = (size_t)r * (size_t)g->ow + (size_t)ox;
+      float *yp = y + pix * c;
+      int nt = 0;
+      for (int ky = 0; ky < g->kh; ++ky) {
+        const int iy = oy * g->sh - g->pt + ky * g->dh;
+        if (iy < 0 || iy >= g->ih) continue;
+        const float *xrow = x + (size_t)(nb * g->ih + iy - x_row0) * (size_t)g->iw * c;
+        for (int kx = 0; kx < g->kw; ++kx) {
+          const int ix = ox * g->sw - g->pl + kx * g->dw;
+          if (ix < 0 || ix >= g->iw) continue;
+          taps[nt++] = xrow + (size_t)ix * c; /* kh*kw <= 64: the contract */
+        }
+      }
+      for (size_t c0 = 0; c0 < c; c0 += 64)
+        EB_ISA(fmax_window)(c - c0 < 64 ? (int)(c - c0) : 64, taps, nt, c0, yp + c0);
+      if (sbits) EB_ISA(pack_f32)(1, (int)c, yp, thr, sbits + pix * wpr);
     }
   }
 }

@@ -128,4 +128,15 @@ static inline __attribute__((always_inline)) uint32_t eb_avx512_f32epi2(__m512i 
                    (e)->rhi, (e)->on > (j) * 8 ? (e)->y[p] + (j) * 8 : (e)->y[p], (e)->on - (j) * 8)
 #define EB_BITS64(a, t, d) eb_avx512_bits64((a), (t), (d))
 
+/* 64 channels of a float max pool window in four registers: max_ps(v, m) is v > m ? v : m,
+ * NaN operands included, the expression of eb_ref_maxpool_f32. */
+static inline void eb_avx512_fmax64(const float *const *taps, int nt, size_t c0, float *y) {
+  __m512 m[4];
+  for (int j = 0; j < 4; j++) m[j] = _mm512_loadu_ps(taps[0] + c0 + 16 * j);
+  for (int t = 1; t < nt; t++)
+    for (int j = 0; j < 4; j++) m[j] = _mm512_max_ps(_mm512_loadu_ps(taps[t] + c0 + 16 * j), m[j]);
+  for (int j = 0; j < 4; j++) _mm512_storeu_ps(y + 16 * j, m[j]);
+}
+#define EB_FMAX64(taps, nt, c0, y) eb_avx512_fmax64((taps), (nt), (c0), (y))
+
 #include "portable/bin_impl.h"
