@@ -197,7 +197,7 @@ def main(argv=None) -> int:
         with tempfile.TemporaryDirectory() as td:
             # untrained: its classifier's input is ~0 and would stay float by the tolerance; all int8 here
             fns, rep, ort_bytes = engines(big, example, calib, Path(td), log, tolerance=None)
-            lat_rows.append(("mobilenet_v2 1.0 224x224", latency(fns, calib[:1], rounds=11, reps=5)))
+            lat_rows.append(("mobilenet_v2 1.0 224x224", latency(fns, calib[:1], rounds=61, reps=2)))
             params = sum(layer.packed_bytes for layer in rep.layers)
             n_w = sum(layer.params for layer in rep.layers)
             print()
