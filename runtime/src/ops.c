@@ -33,7 +33,9 @@ const char *eb_op_backend(const eb_node *node) {
     case EB_BACKEND_HETCONV_FUSED: return "hetconv-fused";
     case EB_BACKEND_Q8: return eb_q8_backend_name();
     case EB_BACKEND_BAND: return "xnnpack-band";
-    default: return "ref";
+    default:
+      /* QUANTIZE runs in the reference switch but through the q8 table (see run_ref) */
+      return node->type == EB_OP_QUANTIZE && eb_q8_enabled() ? eb_q8_backend_name() : "ref";
   }
 }
 

@@ -300,3 +300,23 @@ def test_asymmetric_weights_i8(tmp_path, monkeypatch, kind, w_zp):
     q8_expected(backends)
     assert "xnnpack" not in outs or w_zp == 0
     assert len(np.unique(want)) > 10
+
+
+def test_quantize_reports_the_backend_that_runs_it(tmp_path, monkeypatch):
+    """QUANTIZE runs through the q8 table when q8 is on (same bytes as ref): inspect/profile say so."""
+    b = GraphBuilder()
+    x = b.input("x", (1, 4, 4, 8))
+    b.output(b.dequantize(b.quantize(x, 0.1, 3, name="q"), name="dq"), "y")
+    path = tmp_path / "q.ebnn"
+    save(b.build(), path)
+    xs = np.random.default_rng(0).standard_normal((1, 4, 4, 8)).astype(np.float32) * 10
+    with monkeypatch.context() as mp:
+        mp.setenv("EDGEBNN_Q8", "1")
+        rt = Runtime(path)
+        assert next(o for o in rt.ops if o.type == "QUANTIZE").backend.startswith("q8")
+        got = rt.run(xs)
+    with monkeypatch.context() as mp:
+        mp.setenv("EDGEBNN_KERNELS", "ref")
+        rt = Runtime(path)
+        assert next(o for o in rt.ops if o.type == "QUANTIZE").backend == "ref"
+        np.testing.assert_array_equal(rt.run(xs), got)
