@@ -24,6 +24,7 @@ def _samples(rng):
 
 
 def _pretrained_dir() -> Path:
+    # zoo.pretrained.PRETRAINED_DIR, without importing torch (that module loads the weights)
     return Path(__file__).resolve().parents[1] / "zoo" / "pretrained"
 
 
@@ -49,8 +50,9 @@ def convert_pretrained(path: Path):
     return info, report
 
 
-def _convert_step(path: Path) -> Path:
-    """Step 1: convert the pretrained model, or without PyTorch copy the shipped conversion of it."""
+def _convert_step(path: Path) -> tuple[Path, bool]:
+    """Step 1: convert the pretrained model, or without PyTorch copy the shipped conversion of it.
+    Returns (the packed file, whether it holds the trained weights)."""
     converted = convert_pretrained(path)
     if converted is not None:
         info, report = converted
@@ -58,18 +60,18 @@ def _convert_step(path: Path) -> Path:
                    f"({100 * info['test_accuracy']:.2f} % test accuracy in PyTorch)")
         for line in report.format_text().splitlines():
             click.echo("   " + line)
-        return path
+        return path, True
     shipped = shipped_packed_model()
     if shipped.exists():
         shutil.copyfile(shipped, path)
         click.echo(f"   PyTorch is not installed (pip install 'edgebnn[convert]' to convert): using the "
                    f"packed file shipped with the package, converted from the same model")
-        return path
+        return path, True
     path = path.with_name("demo_bnn.ebnn")
     save(build_demo_bnn(), path)
     click.echo(f"   PyTorch is not installed and this package ships no packed model: packed a random-weight "
                f"binary CNN instead ({path}); pip install 'edgebnn[convert]' to convert the pretrained model")
-    return path
+    return path, False
 
 
 @click.command("demo")
@@ -87,8 +89,7 @@ def demo(ctx, out_dir: Path, runs: int):
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "mnist_bnn.ebnn"
     click.secho("1. convert (PyTorch -> packed .ebnn)", bold=True)
-    path = _convert_step(path)
-    trained = path.name == "mnist_bnn.ebnn"
+    path, trained = _convert_step(path)
     click.echo(f"   wrote {path} ({path.stat().st_size:,} bytes)")
     click.secho("2. inspect", bold=True)
     ctx.invoke(inspect, model=path, as_json=False)
