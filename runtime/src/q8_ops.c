@@ -29,17 +29,18 @@ typedef struct {
 } q8_op;
 
 /* Which backend runs int8 by default. q8 is exact (TFLite's fixed-point requantization) and,
- * with AVX512-VNNI, as fast as XNNPACK; its portable build is about 12x slower than that. So
- * where only the portable build would run and XNNPACK is there (non-VNNI x86, ARM), int8
- * goes to XNNPACK, which requantizes in float: a step or a few off TFLite on some outputs.
- * EDGEBNN_Q8=1 (or a kernel name) asks for exactness anywhere; EDGEBNN_Q8=0 for XNNPACK. */
+ * with AVX512-VNNI, as fast as XNNPACK; its portable build is about 12x slower than that, and
+ * its NEON build has not been timed on a board yet. So where the best variant is not marked
+ * default_over_xnnpack (non-VNNI x86, ARM) and XNNPACK is there, int8 goes to XNNPACK, which
+ * requantizes in float: a step or a few off TFLite on some outputs. EDGEBNN_Q8=1 (or a kernel
+ * name: q8-neon, q8-portable) asks for exactness anywhere; EDGEBNN_Q8=0 for XNNPACK. */
 int eb_q8_enabled(void) {
   const char *k = getenv("EDGEBNN_KERNELS"), *q = getenv("EDGEBNN_Q8");
   if (k && !strcmp(k, "ref")) return 0;
   if (q && q[0]) return q[0] != '0';
 #if defined(EB_HAVE_XNNPACK)
   const char *x = getenv("EDGEBNN_XNNPACK");
-  if (!(x && x[0] == '0') && !strcmp(eb_q8_best()->name, "q8-portable")) return 0;
+  if (!(x && x[0] == '0') && !eb_q8_best()->default_over_xnnpack) return 0;
 #endif
   return 1;
 }
@@ -94,7 +95,8 @@ eb_status eb_q8_create(const eb_session *s, const eb_node *nd, const eb_q8_io *q
   taps = nd->type == EB_OP_DEPTHWISE_CONV2D ? kh * kw : nd->type == EB_OP_FULLY_CONNECTED ? (int)x->dims[1]
                                                                                           : kh * kw * g.ic;
   /* one block: multipliers (3 x ocp), then colterm or dw bias (ocp), then weights, then im2col rows
-   * or dw bias_in, then the one-shift requantization table, then the packed dw weights */
+   * or dw bias_in, then the one-shift requantization table, then the packed dw weights (AVX-512's
+   * pairs, then NEON's int16) */
   const int pointwise = nd->type == EB_OP_CONV2D && kh == 1 && kw == 1 && g.sh == 1 && g.sw == 1 && !p->pads[0] &&
                         !p->pads[1] && !p->pads[2] && !p->pads[3];
   op->kind = nd->type == EB_OP_DEPTHWISE_CONV2D ? Q8_DW
@@ -104,11 +106,12 @@ eb_status eb_q8_create(const eb_session *s, const eb_node *nd, const eb_q8_io *q
   const size_t wbytes = op->kind == Q8_DW ? up((size_t)taps * ocp * sizeof(int32_t)) : up(eb_q8_packed_bytes(taps, oc));
   const size_t cbytes = op->kind == Q8_IM2COL ? up(op->rows * (size_t)taps) : op->kind == Q8_DW ? vec : 0;
   const size_t fbytes = up(eb_q8_fast_bytes(ocp)), pbytes = op->kind == Q8_DW ? up(eb_q8_dw_pack_bytes(kh, kw, oc)) : 0;
+  const size_t hbytes = op->kind == Q8_DW ? up((size_t)taps * ocp * sizeof(int16_t)) : 0;
   if (op->kind == Q8_IM2COL && cbytes / (size_t)taps < op->rows) {
     free(op);
     return eb_fail(err, EB_ERR_NOMEM, "op '%s': im2col rows would exceed this build's address space", nd->name);
   }
-  uint8_t *mem = op->mem = aligned_alloc(EB_ARENA_ALIGN, 4 * vec + wbytes + cbytes + fbytes + pbytes + EB_ARENA_ALIGN);
+  uint8_t *mem = op->mem = aligned_alloc(EB_ARENA_ALIGN, 4 * vec + wbytes + cbytes + fbytes + pbytes + hbytes + EB_ARENA_ALIGN);
   int32_t *q8m = malloc(sizeof(int32_t) * (size_t)oc);
   int *q8s = malloc(sizeof(int) * (size_t)oc);
   if (!mem || !q8m || !q8s) {
@@ -135,11 +138,13 @@ eb_status eb_q8_create(const eb_session *s, const eb_node *nd, const eb_q8_io *q
     eb_q8_dw_biases(taps, oc, ocp, wq, bias, x->zero_point, col, bias_in);
     void *pk = mem + 4 * vec + wbytes + cbytes + fbytes;
     eb_q8_dw_pack(kh, kw, oc, ocp, wq, bias_in, mult, lsh, rsh, pk);
-    op->dw = (eb_q8_dw){g, ocp, wq, col, bias_in, x->zero_point, rq, pk};
+    int16_t *w16 = (int16_t *)(mem + 4 * vec + wbytes + cbytes + fbytes + pbytes);
+    for (size_t i = 0; i < (size_t)taps * ocp; i++) w16[i] = (int16_t)wq[i]; /* w - w_zp fits int16 */
+    op->dw = (eb_q8_dw){g, ocp, wq, col, bias_in, x->zero_point, rq, pk, w16};
   } else {
     /* conv weights [oc][kh][kw][ic] are already the rows of im2col's order */
     const int32_t rowcoef = eb_q8_pack_gemm(op->ks, taps, oc, wd, w_zp, bias, x->zero_point, wp, col);
-    op->gemm = (eb_q8_gemm){taps, oc, ocp, wp, col, rowcoef, rq};
+    op->gemm = (eb_q8_gemm){taps, oc, ocp, wp, col, rowcoef, rq, eb_q8_w_no_min(wd, (size_t)oc * taps)};
     op->g = g;
     op->x_zp = x->zero_point;
     op->x_stride = op->kind == Q8_IM2COL ? (size_t)taps : (size_t)x->dims[x->ndim - 1];

@@ -1,10 +1,12 @@
-/* int8 kernel tests: every variant of q8.h this CPU runs (portable, AVX512-VNNI) against
+/* int8 kernel tests: every variant of q8.h this CPU runs (portable, AVX512-VNNI, NEON) against
  * the reference int8 kernels, bit for bit: GEMM as FULLY_CONNECTED and, through
- * im2col, as KxK conv; depthwise conv; add. Shapes cover channel counts 1..130 (odd ones
- * and either side of the 16-lane blocks and 64-channel panels), k not a multiple of 4,
- * row counts off the 4-row tiles, strides, padding, dilation, per-tensor weights with a
- * zero point and per-channel symmetric ones, fused activations, and multipliers above
- * and below 1 (left and right shifts). */
+ * im2col, as KxK conv; depthwise conv; add; quantize. Shapes cover channel counts 1..130 (odd
+ * ones and either side of the 16-lane blocks and 64-channel panels), k not a multiple of
+ * 2/4/8/16, row counts off the 2- and 4-row tiles, strides, padding, dilation, per-tensor
+ * weights with a zero point and per-channel symmetric ones, weights with and without the code
+ * -128 (NEON's int16 pair sums), codes at the extremes (saturating products), fused
+ * activations, multipliers above and below 1 (left and right shifts), and exact ties in both
+ * roundings of the requantization. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +27,25 @@ static int rint_in(int lo, int hi) { return lo + (int)(rnd() % (uint32_t)(hi - l
 static double rnd01(void) { return (double)rnd() / 4294967296.0; }
 static void fill(int8_t *p, size_t n) {
   for (size_t i = 0; i < n; i++) p[i] = (int8_t)rint_in(-128, 127);
+}
+/* Weights: random codes; or none at -128 (so that NEON sums product pairs in int16); or
+ * only the extreme codes, with one -128 (x at the extremes then gives (-128)^2 products). */
+static void fill_w(int8_t *p, size_t n) {
+  switch (rnd() % 4) {
+    case 0:
+    case 1: fill(p, n); break;
+    case 2:
+      for (size_t i = 0; i < n; i++) p[i] = (int8_t)rint_in(-127, 127);
+      break;
+    default:
+      for (size_t i = 0; i < n; i++) p[i] = (int8_t)((rnd() & 1) ? 127 : -128);
+      break;
+  }
+}
+/* Activations: random codes, or (now and then) only the extremes. */
+static void fill_x(int8_t *p, size_t n) {
+  const int extreme = rnd() % 4 == 0;
+  for (size_t i = 0; i < n; i++) p[i] = (int8_t)(extreme ? ((rnd() & 1) ? 127 : -128) : rint_in(-128, 127));
 }
 
 static const int CH[] = {1, 3, 8, 16, 17, 63, 64, 65, 130};
@@ -88,7 +109,8 @@ static void make_gemm(gemm_plan *P, const eb_q8_kernels *ks, int k, int oc, cons
   P->fast = malloc(eb_q8_fast_bytes(ocp));
   eb_q8_fill_fast(ocp, P->mult, P->rsh, P->fast);
   P->g = (eb_q8_gemm){k, oc, ocp, P->packed, P->colterm, rowcoef,
-                      {P->mult, P->lsh, P->rsh, L->q.out_zp, L->q.act_min, L->q.act_max, P->fast}};
+                      {P->mult, P->lsh, P->rsh, L->q.out_zp, L->q.act_min, L->q.act_max, P->fast},
+                      eb_q8_w_no_min(w, (size_t)oc * k)};
 }
 
 static void free_gemm(gemm_plan *P) {
@@ -104,6 +126,23 @@ static int n_forms(const eb_q8_requant *rq) {
 }
 static const char *form_name(const eb_q8_requant *rq) { return rq->fast ? "one-shift" : "tflite"; }
 
+/* GEMM forms: each requantization form, and with weights free of -128 the int16 pair sums as
+ * well as the plain path (w_no_min = 0 is always allowed). Calls run(g) on each; names it. */
+static int pair_sum_layers;
+static int gemm_forms(eb_q8_gemm *g, int f) {
+  /* f: bit 0 requant form (1 = one-shift, where the plan has it), bit 1 w_no_min */
+  return (f & 1 ? g->rq.fast != NULL : 1) && (f & 2 ? g->w_no_min : 1);
+}
+static void gemm_form(eb_q8_gemm *g, const eb_q8_gemm *plan, int f) {
+  *g = *plan;
+  if (!(f & 1)) g->rq.fast = NULL;
+  if (!(f & 2)) g->w_no_min = 0;
+  pair_sum_layers += (f & 2) != 0;
+}
+static const char *gemm_form_name(const eb_q8_gemm *g) {
+  return g->rq.fast ? (g->w_no_min ? "one-shift, pairs" : "one-shift") : (g->w_no_min ? "tflite, pairs" : "tflite");
+}
+
 static int first_diff(const int8_t *a, const int8_t *b, size_t n) {
   for (size_t i = 0; i < n; i++)
     if (a[i] != b[i]) return (int)i;
@@ -116,17 +155,21 @@ static void test_fc(const eb_q8_kernels *ks, int rows, int k, int oc) {
   const int with_bias = rnd() % 4 != 0;
   int8_t *x = malloc((size_t)rows * k), *w = malloc((size_t)oc * k);
   int8_t *want = malloc((size_t)rows * oc), *got = malloc((size_t)rows * oc);
-  fill(x, (size_t)rows * k);
-  fill(w, (size_t)oc * k);
+  fill_x(x, (size_t)rows * k);
+  fill_w(w, (size_t)oc * k);
   eb_ref_fc_i8(rows, k, oc, x, w, with_bias ? L.bias : NULL, L.mult, L.shift, &L.q, want);
   gemm_plan P;
   make_gemm(&P, ks, k, oc, w, &L, with_bias);
-  for (int f = n_forms(&P.g.rq); f-- > 0; P.g.rq.fast = NULL) {
+  n_forms(&P.g.rq);
+  for (int f = 0; f < 4; f++) {
+    if (!gemm_forms(&P.g, f)) continue;
+    eb_q8_gemm G;
+    gemm_form(&G, &P.g, f);
     memset(got, 0x55, (size_t)rows * oc);
-    ks->gemm(&P.g, (size_t)rows, x, (size_t)k, got, (size_t)oc);
+    ks->gemm(&G, (size_t)rows, x, (size_t)k, got, (size_t)oc);
     const int d = first_diff(want, got, (size_t)rows * oc);
     CHECK(d < 0, "%s fc (%s) rows=%d k=%d oc=%d per_channel=%d w_zp=%d: [%d] got %d want %d", ks->name,
-          form_name(&P.g.rq), rows, k, oc, L.per_channel, (int)L.q.w_zp, d, d < 0 ? 0 : got[d], d < 0 ? 0 : want[d]);
+          gemm_form_name(&G), rows, k, oc, L.per_channel, (int)L.q.w_zp, d, d < 0 ? 0 : got[d], d < 0 ? 0 : want[d]);
   }
   free_gemm(&P);
   free(x), free(w), free(want), free(got);
@@ -144,8 +187,8 @@ static void test_conv(const eb_q8_kernels *ks, int n, int ih, int iw, int ic, in
   const size_t nx = (size_t)n * ih * iw * ic, pixels = (size_t)n * g.oh * g.ow, ny = pixels * oc;
   int8_t *x = malloc(nx), *w = malloc((size_t)oc * taps), *want = malloc(ny), *got = malloc(ny);
   int8_t *cols = malloc(pixels * (size_t)taps);
-  fill(x, nx);
-  fill(w, (size_t)oc * taps);
+  fill_x(x, nx);
+  fill_w(w, (size_t)oc * taps);
   eb_ref_conv2d_i8(&g, x, w, L.bias, L.mult, L.shift, &L.q, want);
   gemm_plan P;
   make_gemm(&P, ks, taps, oc, w, &L, 1);
@@ -153,12 +196,16 @@ static void test_conv(const eb_q8_kernels *ks, int n, int ih, int iw, int ic, in
   const size_t half = pixels / 2;
   eb_q8_im2col(&g, x, L.q.in_zp, 0, half, cols, (size_t)taps);
   eb_q8_im2col(&g, x, L.q.in_zp, half, pixels, cols + half * taps, (size_t)taps);
-  for (int f = n_forms(&P.g.rq); f-- > 0; P.g.rq.fast = NULL) {
+  n_forms(&P.g.rq);
+  for (int f = 0; f < 4; f++) {
+    if (!gemm_forms(&P.g, f)) continue;
+    eb_q8_gemm G;
+    gemm_form(&G, &P.g, f);
     memset(got, 0x55, ny);
-    ks->gemm(&P.g, pixels, cols, (size_t)taps, got, (size_t)oc);
+    ks->gemm(&G, pixels, cols, (size_t)taps, got, (size_t)oc);
     const int e = first_diff(want, got, ny);
     CHECK(e < 0, "%s conv (%s) n=%d %dx%dx%d oc=%d k=%d s=%d d=%d pad=%d w_zp=%d: [%d] got %d want %d", ks->name,
-          form_name(&P.g.rq), n, ih, iw, ic, oc, k, s, d, pad, (int)L.q.w_zp, e, e < 0 ? 0 : got[e],
+          gemm_form_name(&G), n, ih, iw, ic, oc, k, s, d, pad, (int)L.q.w_zp, e, e < 0 ? 0 : got[e],
           e < 0 ? 0 : want[e]);
   }
   free_gemm(&P);
@@ -176,21 +223,23 @@ static void test_dw(const eb_q8_kernels *ks, int n, int ih, int iw, int c, int k
   const int with_bias = rnd() % 4 != 0, cp = (c + 15) / 16 * 16;
   const size_t nx = (size_t)n * ih * iw * c, ny = (size_t)n * g.oh * g.ow * c;
   int8_t *x = malloc(nx), *w = malloc((size_t)k * k * c), *want = malloc(ny), *got = malloc(ny);
-  fill(x, nx);
-  fill(w, (size_t)k * k * c);
+  fill_x(x, nx);
+  fill_w(w, (size_t)k * k * c);
   eb_ref_dwconv2d_i8(&g, x, w, with_bias ? L.bias : NULL, L.mult, L.shift, &L.q, want);
   int32_t *wq = calloc((size_t)k * k * cp, sizeof(int32_t)), *bq = calloc((size_t)cp, sizeof(int32_t));
   int32_t *mult = malloc(sizeof(int32_t) * cp), *lsh = malloc(sizeof(int32_t) * cp), *rsh = malloc(sizeof(int32_t) * cp);
   for (int t = 0; t < k * k; t++)
     for (int ch = 0; ch < c; ch++) wq[(size_t)t * cp + ch] = w[(size_t)t * c + ch] - L.q.w_zp;
   int32_t *bin = malloc(sizeof(int32_t) * cp);
+  int16_t *w16 = malloc(sizeof(int16_t) * (size_t)k * k * cp);
+  for (size_t i = 0; i < (size_t)k * k * cp; i++) w16[i] = (int16_t)wq[i];
   eb_q8_dw_biases(k * k, c, cp, wq, with_bias ? L.bias : NULL, L.q.in_zp, bq, bin);
   eb_q8_fill_requant(c, cp, L.mult, L.shift, mult, lsh, rsh);
   int64_t *fast = malloc(eb_q8_fast_bytes(cp));
   void *pk = malloc(eb_q8_dw_pack_bytes(k, k, c));
   eb_q8_dw_pack(k, k, c, cp, wq, bin, mult, lsh, rsh, pk);
   eb_q8_fill_fast(cp, mult, rsh, fast);
-  eb_q8_dw D = {g, cp, wq, bq, bin, L.q.in_zp, {mult, lsh, rsh, L.q.out_zp, L.q.act_min, L.q.act_max, fast}, pk};
+  eb_q8_dw D = {g, cp, wq, bq, bin, L.q.in_zp, {mult, lsh, rsh, L.q.out_zp, L.q.act_min, L.q.act_max, fast}, pk, w16};
   const int rows = n * g.oh, mid = rows / 2;
   for (int f = n_forms(&D.rq); f-- > 0; D.rq.fast = NULL) {
     memset(got, 0x55, ny);
@@ -201,7 +250,7 @@ static void test_dw(const eb_q8_kernels *ks, int n, int ih, int iw, int c, int k
           form_name(&D.rq), n, ih, iw, c, k, s, d, pad, (int)L.q.w_zp, e, e < 0 ? 0 : got[e], e < 0 ? 0 : want[e]);
   }
   free(x), free(w), free(want), free(got), free(wq), free(bq), free(bin), free(mult), free(lsh), free(rsh);
-  free(fast), free(pk);
+  free(fast), free(pk), free(w16);
   free_q(&L);
 }
 
@@ -288,6 +337,59 @@ static void test_requant_edges(const eb_q8_kernels *ks) {
   }
 }
 
+/* How many requantizations in the tie test hit a tie of either rounding with a result that
+ * the int8 clamp does not hide. */
+static int srdhm_ties, pot_ties;
+static void count_ties(int32_t acc, int32_t q, int shift) {
+  const int lsh = shift > 0 ? shift : 0, rsh = shift > 0 ? 0 : -shift;
+  const int32_t h = eb_mul_by_quantized_multiplier(acc, q, lsh), y = eb_mul_by_quantized_multiplier(acc, q, shift);
+  if (y < -100 || y > 100) return;
+  const int64_t p = (int64_t)(int32_t)(uint32_t)((uint64_t)(uint32_t)acc << lsh) * q;
+  srdhm_ties += (p & 0x7fffffff) == 0x40000000;
+  pot_ties += rsh > 0 && ((uint32_t)h & ((UINT32_C(1) << rsh) - 1u)) == UINT32_C(1) << (rsh - 1);
+}
+
+/* Ties of both roundings, hit on purpose. The doubling high multiply a * q / 2^31 is half way
+ * exactly when q = odd * 2^z and a has 2-adic valuation 30 - z (a = acc << lsh): both are built
+ * so for most channels. RoundingDivideByPOT's ties come with right shifts of 1..3 about every
+ * 2^rsh-th value. Accumulators are scaled to the shift so that results land inside int8
+ * (beyond it the clamp would hide a rounding), of either sign; a few are INT32_MIN/MAX. One
+ * layer of k = 1 (acc = bias) per 16 channels. */
+static void test_requant_ties(const eb_q8_kernels *ks) {
+  const int oc = 16;
+  for (int round = 0; round < 256; round++) {
+    layer_q L = {{0, rint_in(-20, 20), -128, 127, 0}, 1, 1.0f, 1.0f, NULL, NULL, NULL, NULL};
+    L.mult = malloc(sizeof(int32_t) * oc), L.shift = malloc(sizeof(int) * oc), L.bias = malloc(sizeof(int32_t) * oc);
+    for (int o = 0; o < oc; o++) {
+      int lsh = 0, rsh = 0, mag;
+      if (round % 8 == 0) lsh = rint_in(1, 6), mag = rint_in(1, 8 - lsh);
+      else rsh = (rnd() & 1) ? rint_in(1, 3) : rint_in(0, 31), mag = rsh + rint_in(1, 8);
+      mag = mag > 30 ? 30 : mag;
+      L.shift[o] = lsh ? lsh : -rsh;
+      const int t = rint_in(0, mag - 1 < 10 - lsh ? mag - 1 : 10 - lsh); /* acc's valuation */
+      const int32_t acc = (int32_t)(((rnd() & ((UINT32_C(1) << (mag - t)) - 1)) | 1) << t);
+      const int z = rnd() % 4 ? 30 - t - lsh : rint_in(20, 29); /* a tie, or now and then not */
+      L.mult[o] = (int32_t)(((uint32_t)(rint_in(0, (1 << (30 - z)) - 1) | 1) << z) | (UINT32_C(1) << 30));
+      L.bias[o] = (rnd() & 1) ? -acc : acc;
+      if (rnd() % 16 == 0) L.bias[o] = (rnd() & 1) ? INT32_MIN : INT32_MAX;
+      count_ties(L.bias[o], L.mult[o], L.shift[o]);
+    }
+    int8_t x[1] = {1}, w[16] = {0}, want[16], got[16];
+    eb_ref_fc_i8(1, 1, oc, x, w, L.bias, L.mult, L.shift, &L.q, want);
+    gemm_plan P;
+    make_gemm(&P, ks, 1, oc, w, &L, 1);
+    for (int f = n_forms(&P.g.rq); f-- > 0; P.g.rq.fast = NULL) {
+      ks->gemm(&P.g, 1, x, 1, got, oc);
+      const int e = first_diff(want, got, oc);
+      CHECK(e < 0, "%s requant ties (%s) q=%d shift=%d acc=%d: got %d want %d", ks->name, form_name(&P.g.rq),
+            e < 0 ? 0 : (int)L.mult[e], e < 0 ? 0 : L.shift[e], e < 0 ? 0 : (int)L.bias[e], e < 0 ? 0 : got[e],
+            e < 0 ? 0 : want[e]);
+    }
+    free_gemm(&P);
+    free(L.mult), free(L.shift), free(L.bias);
+  }
+}
+
 int main(void) {
   int nk;
   const eb_q8_kernels *ks = eb_q8_list(&nk);
@@ -295,6 +397,7 @@ int main(void) {
     const eb_q8_kernels *K = &ks[v];
     printf("variant %s\n", K->name);
     test_requant_edges(K);
+    test_requant_ties(K);
     static const int ROWS[] = {1, 3, 4, 5, 17, 63, 64, 65, 130};
     static const int KS[] = {1, 3, 4, 5, 8, 16, 27, 63, 64, 65, 130, 300};
     for (int i = 0; i < 9; i++)
@@ -323,6 +426,9 @@ int main(void) {
       for (int t = 0; t < 3; t++) test_quantize(K, COUNTS[i]);
   }
   CHECK(one_shift_layers > 100, "only %d layers took the one-shift requantization", one_shift_layers);
-  printf("%d passed, %d failed (%d layers also in the one-shift form)\n", checks - failures, failures, one_shift_layers);
+  CHECK(srdhm_ties > 100 && pot_ties > 100, "ties: %d of the high multiply, %d of the shift", srdhm_ties, pot_ties);
+  CHECK(pair_sum_layers > 100, "only %d GEMM layers ran with weights free of -128", pair_sum_layers);
+  printf("%d passed, %d failed (%d layers also in the one-shift form, %d GEMMs with int16 pair sums; ties: %d + %d)\n",
+         checks - failures, failures, one_shift_layers, pair_sum_layers, srdhm_ties, pot_ties);
   return failures != 0;
 }

@@ -49,6 +49,41 @@ def layers_model() -> bytes:
     return to_bytes(b.build({"producer": "corpus"}))
 
 
+def int8_model() -> bytes:
+    """A small MobileNet-style int8 network for the whole-model q8 test (tests/c/test_q8_model.c):
+    every q8 op (conv 3x3 through im2col, depthwise with and without stride, pointwise conv,
+    residual ADD, FC, QUANTIZE), channel counts off the 16-lane blocks, per-tensor weights with a
+    zero point and the code -128 (NEON's plain path) next to per-channel ones without (its
+    int16 pair sums)."""
+    rng = np.random.default_rng(3)
+
+    def w8(shape, lo=-128):
+        return rng.integers(lo, 128, shape).astype(np.int8)
+
+    def chan(n):
+        return (rng.random(n) * 0.01 + 0.004).astype(np.float32)
+
+    b = GraphBuilder()
+    x = b.input("x", (1, 13, 11, 3))
+    q = b.quantize(x, scale=0.02, zero_point=-5, name="q")
+    h = b.conv2d(q, b.const(w8((20, 3, 3, 3)), scale=0.01, zero_point=3), bias=rng.integers(-900, 900, 20),
+                 strides=2, padding="same", activation="relu", out_scale=0.05, out_zero_point=-128, name="stem")
+    d = b.depthwise_conv2d(h, b.const(w8((3, 3, 20), -127), scale=chan(20), axis=2), bias=rng.integers(-300, 300, 20),
+                           padding="same", activation="relu6", out_scale=0.04, out_zero_point=-128, name="dw1")
+    p = b.conv2d(d, b.const(w8((20, 1, 1, 20), -127), scale=chan(20), axis=0), bias=rng.integers(-500, 500, 20),
+                 out_scale=0.07, out_zero_point=2, name="pw1")
+    h = b.add(h, p, activation="relu", out_scale=0.08, out_zero_point=-100, name="res")
+    d = b.depthwise_conv2d(h, b.const(w8((3, 3, 20)), scale=0.02, zero_point=-7), bias=None, strides=2,
+                           padding="same", out_scale=0.1, out_zero_point=5, name="dw2")
+    p = b.conv2d(d, b.const(w8((37, 1, 1, 20), -127), scale=chan(37), axis=0), bias=rng.integers(-500, 500, 37),
+                 activation="relu", out_scale=0.06, out_zero_point=-128, name="pw2")
+    f = b.fully_connected(b.reshape(p, (1, 4 * 3 * 37)), b.const(w8((10, 444)), scale=0.003, zero_point=1),
+                          bias=rng.integers(-2000, 2000, 10), out_scale=0.6, out_zero_point=0, name="fc")
+    b.output(p, name="features")
+    b.output(f, name="y")
+    return to_bytes(b.build({"producer": "corpus"}))
+
+
 def sections(buf: bytes) -> dict[bytes, tuple[int, int, int]]:
     _, _, _, _, n, _, d = spec.HEADER.unpack_from(buf, 0)
     out = {}
@@ -120,9 +155,10 @@ def main():
     good = small_model()
     (out / "good_small.ebnn").write_bytes(good)
     (out / "good_layers.ebnn").write_bytes(layers_model())
+    (out / "good_int8.ebnn").write_bytes(int8_model())
     for name, data in cases(good).items():
         (out / f"bad_{name}.ebnn").write_bytes(data)
-    print(f"wrote {len(cases(good)) + 2} files to {out}")
+    print(f"wrote {len(cases(good)) + 3} files to {out}")
 
 
 if __name__ == "__main__":

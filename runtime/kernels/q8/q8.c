@@ -3,6 +3,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(EB_HAVE_NEON_KERNELS) && defined(__arm__) && defined(__linux__)
+#include <sys/auxv.h>
+#ifndef HWCAP_NEON
+#define HWCAP_NEON (1 << 12) /* asm/hwcap.h on 32-bit ARM */
+#endif
+#ifndef HWCAP_VFPv4
+#define HWCAP_VFPv4 (1 << 16)
+#endif
+#endif
+
 #define EB_Q8_SUFFIX portable
 #define EB_Q8_WITH_GEMM
 #include "q8/q8_impl.h"
@@ -10,19 +20,30 @@
 static int round_up(int v, int m) { return (v + m - 1) / m * m; }
 
 size_t eb_q8_packed_bytes(int k, int oc) {
-  /* the VNNI layout pads k to whole groups of 4; the portable one fits inside that */
+  /* the VNNI layout pads k to whole groups of 4; the others fit inside that */
   return (size_t)round_up(k, 4) * (size_t)round_up(oc, EB_Q8_BLOCK);
+}
+
+/* Where weight (o, i) of a panel goes in ks's layout. */
+static size_t packed_at(int layout, int k, int ocp, int o, int i) {
+  const int blk = o / EB_Q8_BLOCK, p = blk / EB_Q8_NB, j = o % (EB_Q8_BLOCK * EB_Q8_NB);
+  const int blocks = ocp / EB_Q8_BLOCK, nb = blocks - p * EB_Q8_NB < EB_Q8_NB ? blocks - p * EB_Q8_NB : EB_Q8_NB;
+  switch (layout) {
+    case EB_Q8_LAYOUT_VNNI:
+      return (size_t)p * EB_Q8_NB * EB_Q8_BLOCK * round_up(k, 4) + ((size_t)(i / 4) * nb * EB_Q8_BLOCK + j) * 4 + i % 4;
+    case EB_Q8_LAYOUT_K2:
+      return ((size_t)blk * round_up(k, 2) + (size_t)(i / 2) * 2) * EB_Q8_BLOCK + (size_t)(o % EB_Q8_BLOCK) * 2 + i % 2;
+    default:
+      return (size_t)p * EB_Q8_NB * EB_Q8_BLOCK * k + (size_t)i * nb * EB_Q8_BLOCK + j;
+  }
 }
 
 int32_t eb_q8_pack_gemm(const eb_q8_kernels *ks, int k, int oc, const int8_t *w, int32_t w_zp, const int32_t *bias,
                         int32_t x_zp, void *packed, int32_t *colterm) {
-  const int ocp = round_up(oc, EB_Q8_BLOCK), kp = ks->vnni ? round_up(k, 4) : k;
+  const int ocp = round_up(oc, EB_Q8_BLOCK), vnni = ks->layout == EB_Q8_LAYOUT_VNNI;
   uint8_t *out = packed;
   memset(out, 0, eb_q8_packed_bytes(k, oc));
   for (int o = 0; o < ocp; o++) {
-    const int blk = o / EB_Q8_BLOCK, p = blk / EB_Q8_NB, j = o % (EB_Q8_BLOCK * EB_Q8_NB);
-    const int blocks = ocp / EB_Q8_BLOCK, nb = blocks - p * EB_Q8_NB < EB_Q8_NB ? blocks - p * EB_Q8_NB : EB_Q8_NB;
-    uint8_t *panel = out + (size_t)p * EB_Q8_NB * EB_Q8_BLOCK * kp;
     if (o >= oc) {
       colterm[o] = 0;
       continue; /* padding channels: zero weights (also zero as u8), never stored */
@@ -31,15 +52,16 @@ int32_t eb_q8_pack_gemm(const eb_q8_kernels *ks, int k, int oc, const int8_t *w,
     uint32_t sum = 0;
     for (int i = 0; i < k; i++) {
       sum += (uint32_t)(int32_t)wo[i];
-      if (ks->vnni) panel[((size_t)(i / 4) * nb * EB_Q8_BLOCK + j) * 4 + i % 4] = (uint8_t)(wo[i] + 128);
-      else panel[(size_t)i * nb * EB_Q8_BLOCK + j] = (uint8_t)wo[i];
+      out[packed_at(ks->layout, k, ocp, o, i)] = (uint8_t)(vnni ? wo[i] + 128 : wo[i]);
     }
     /* colterm = bias - x_zp * (sum w - k w_zp), modulo 2^32 (see q8.h) */
     const uint32_t wsum = sum - (uint32_t)k * (uint32_t)w_zp;
     colterm[o] = (int32_t)((uint32_t)(bias ? bias[o] : 0) - (uint32_t)x_zp * wsum);
   }
-  return (int32_t)((uint32_t)w_zp + (ks->vnni ? 128u : 0u));
+  return (int32_t)((uint32_t)w_zp + (vnni ? 128u : 0u));
 }
+
+int eb_q8_w_no_min(const int8_t *w, size_t n) { return memchr(w, 0x80, n) == NULL; }
 
 void eb_q8_fill_requant(int oc, int ocp, const int32_t *q, const int *shift, int32_t *mult, int32_t *lsh,
                         int32_t *rsh) {
@@ -179,15 +201,39 @@ void eb_q8_im2col(const eb_conv_geom *g, const int8_t *x, int32_t x_zp, size_t p
 /* ---- run-time pick ------------------------------------------------------------------ */
 
 static const eb_q8_kernels ALL[] = {
-    {"q8-portable", 0, 0, eb_q8_gemm_portable, eb_q8_dw_rows_portable, eb_q8_add_portable, eb_ref_quantize_i8},
+    {"q8-portable", EB_Q8_LAYOUT_K16, 0, 0, eb_q8_gemm_portable, eb_q8_dw_rows_portable, eb_q8_add_portable,
+     eb_ref_quantize_i8},
 #if defined(EB_HAVE_X86_KERNELS)
-    {"q8-avx512vnni", 1, 2, eb_q8_gemm_avx512vnni, eb_q8_dw_rows_avx512, eb_q8_add_avx512, eb_q8_quantize_avx512},
+    {"q8-avx512vnni", EB_Q8_LAYOUT_VNNI, 2, 1, eb_q8_gemm_avx512vnni, eb_q8_dw_rows_avx512, eb_q8_add_avx512,
+     eb_q8_quantize_avx512},
+#endif
+#if defined(EB_HAVE_NEON_KERNELS)
+    /* not yet timed against XNNPACK on a board: exact int8 on ARM when EDGEBNN_Q8 asks */
+    {"q8-neon", EB_Q8_LAYOUT_K2, 1, 0, eb_q8_gemm_neon, eb_q8_dw_rows_neon, eb_q8_add_neon,
+#if defined(__aarch64__)
+     eb_q8_quantize_neon},
+#else
+     eb_ref_quantize_i8},
+#endif
 #endif
 };
 #define N_ALL ((int)(sizeof ALL / sizeof ALL[0]))
 
 /* Each variant needs more than the one before it, so what a CPU runs is a prefix of ALL. */
 static int cpu_has(const eb_q8_kernels *k) {
+#if defined(EB_HAVE_NEON_KERNELS)
+  if (k->isa == 1) {
+#if defined(__aarch64__)
+    return 1; /* baseline */
+#elif defined(__arm__) && defined(__linux__)
+    /* q8_neon.c is built with -mfpu=neon-vfpv4 (every Pi from the 2 on) */
+    const unsigned long hw = getauxval(AT_HWCAP);
+    return (hw & HWCAP_NEON) && (hw & HWCAP_VFPv4);
+#else
+    return 0;
+#endif
+  }
+#endif
 #if defined(EB_HAVE_X86_KERNELS)
   if (k->isa == 2)
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avx512f") &&

@@ -6,7 +6,7 @@
  * The accumulator of a conv/FC output is
  *   acc = bias + sum_k (x_k - x_zp) (w_k - w_zp)
  *       = colterm[o] + sum_k x'_k w'_k - rowcoef * sum_k x_k
- * where the kernel multiplies stored codes x' = x and w' = w (portable) or
+ * where the kernel multiplies stored codes x' = x and w' = w (portable, NEON) or
  * w' = w + 128 as unsigned bytes (AVX512-VNNI's vpdpbusd multiplies u8 by s8);
  * colterm[o] = bias[o] - x_zp * (sum_k w_k - K w_zp) and rowcoef = w_zp (+ 128
  * for the u8 weights) are fixed per session. Every step wraps modulo 2^32, so
@@ -60,6 +60,10 @@ typedef struct {
   const int32_t *colterm; /* [ocp] */
   int32_t rowcoef;
   eb_q8_requant rq;
+  /* 1 when no weight code is -128 (eb_q8_w_no_min), so that two int8 x int8 products sum
+   * within int16 ((-128)^2 twice is the one sum that does not): NEON then pairs its 8-bit
+   * multiplies (vmull + vmlal) before widening. 0 (unknown) is always safe. */
+  int w_no_min;
 } eb_q8_gemm;
 
 /* Depthwise conv with one output channel per input channel (no depth multiplier). */
@@ -75,6 +79,9 @@ typedef struct {
   eb_q8_requant rq;
   /* NULL, or eb_q8_dw_pack's layout for the AVX-512 kernel (16-bit weight pairs) */
   const void *pk;
+  /* NULL, or w as int16 [kh*kw][cp] for NEON's 16-bit multiply-accumulate (each w - w_zp fits);
+   * the NEON kernel runs the portable one without it */
+  const int16_t *w16;
 } eb_q8_dw;
 
 /* TFLite's quantized ADD (see eb_ref_add_i8) with its multipliers resolved. */
@@ -84,10 +91,21 @@ typedef struct {
   int32_t out_zp, act_min, act_max;
 } eb_q8_add;
 
+/* Packed GEMM weight layouts (eb_q8_pack_gemm). */
+enum {
+  EB_Q8_LAYOUT_K16 = 0,  /* per panel of EB_Q8_NB blocks: [k][nb*16] s8 (portable) */
+  EB_Q8_LAYOUT_VNNI = 1, /* per panel: [k/4][nb*16][4] u8, w + 128 (vpdpbusd multiplies u8 by s8) */
+  EB_Q8_LAYOUT_K2 = 2    /* per block of 16: [k/2][16][2] s8, k padded to even with zero weights
+                            (NEON: vmull_s8 on pairs of taps, vpadal adds each pair into int32) */
+};
+
 typedef struct {
   const char *name; /* reported by eb_op_backend */
-  int vnni;         /* packed layout: 1 = [k/4][16][4] u8 (w + 128), 0 = [k][16] s8 */
-  int isa;          /* what the CPU must have: 0 baseline, 2 AVX-512 with VNNI */
+  int layout;       /* EB_Q8_LAYOUT_* of its packed GEMM weights */
+  int isa;          /* what the CPU must have: 0 baseline, 1 NEON, 2 AVX-512 with VNNI */
+  /* 1: measured at least as fast as XNNPACK, so int8 runs here by default even where
+   * XNNPACK is built in (q8_ops.c, eb_q8_enabled); 0: only when EDGEBNN_Q8 asks */
+  int default_over_xnnpack;
   /* rows of x (row stride x_stride bytes) to rows of y (stride y_stride) */
   void (*gemm)(const eb_q8_gemm *g, size_t rows, const int8_t *x, size_t x_stride, int8_t *y, size_t y_stride);
   /* output rows [r0, r1) of n*oh */
@@ -100,15 +118,17 @@ typedef struct {
 /* Variants this CPU can run, best last (the portable one is always first). */
 const eb_q8_kernels *eb_q8_list(int *count);
 /* The best; EDGEBNN_Q8=portable (environment) forces the baseline build, EDGEBNN_Q8=<name>
- * (e.g. q8-avx512vnni) one this CPU runs. */
+ * (e.g. q8-avx512vnni, q8-neon) one this CPU runs. */
 const eb_q8_kernels *eb_q8_best(void);
 
-/* Bytes of packed weights for k x oc (either layout). */
+/* Bytes of packed weights for k x oc (any layout). */
 size_t eb_q8_packed_bytes(int k, int oc);
 /* Packs w[oc][k] (zero point w_zp) for variant ks; fills colterm[ocp] from bias
  * (nullable) and x_zp, and returns rowcoef. */
 int32_t eb_q8_pack_gemm(const eb_q8_kernels *ks, int k, int oc, const int8_t *w, int32_t w_zp, const int32_t *bias,
                         int32_t x_zp, void *packed, int32_t *colterm);
+/* eb_q8_gemm.w_no_min for weight codes w[n]. */
+int eb_q8_w_no_min(const int8_t *w, size_t n);
 /* mult/lsh/rsh[ocp] from TFLite's (q, shift) pairs; padding channels get 0. */
 void eb_q8_fill_requant(int oc, int ocp, const int32_t *q, const int *shift, int32_t *mult, int32_t *lsh,
                         int32_t *rsh);
@@ -163,6 +183,14 @@ void eb_q8_gemm_avx512vnni(const eb_q8_gemm *g, size_t rows, const int8_t *x, si
 void eb_q8_dw_rows_avx512(const eb_q8_dw *d, const int8_t *x, int8_t *y, int r0, int r1);
 void eb_q8_add_avx512(const eb_q8_add *a, size_t count, const int8_t *x, const int8_t *b, int8_t *y);
 void eb_q8_quantize_avx512(size_t count, const float *x, float scale, int32_t zp, int8_t *y);
+#endif
+#if defined(EB_HAVE_NEON_KERNELS)
+void eb_q8_gemm_neon(const eb_q8_gemm *g, size_t rows, const int8_t *x, size_t x_stride, int8_t *y, size_t y_stride);
+void eb_q8_dw_rows_neon(const eb_q8_dw *d, const int8_t *x, int8_t *y, int r0, int r1);
+void eb_q8_add_neon(const eb_q8_add *a, size_t count, const int8_t *x, const int8_t *b, int8_t *y);
+/* aarch64 only (vdivq_f32; armv7 NEON has no IEEE division and flushes denormals): armv7 runs
+ * eb_ref_quantize_i8 */
+void eb_q8_quantize_neon(size_t count, const float *x, float scale, int32_t zp, int8_t *y);
 #endif
 
 #ifdef __cplusplus
