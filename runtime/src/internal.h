@@ -125,7 +125,7 @@ eb_status eb_op_check(const eb_model *m, eb_node *node, eb_error *err);
 void eb_op_run(const eb_session *s, const eb_node *node);
 /* Per-session state of a node (XNNPACK operator, packed weights); freed by the session. */
 eb_status eb_op_prepare(eb_session *s, const eb_node *node, eb_error *err);
-const char *eb_op_backend(const eb_node *node);
+const char *eb_op_backend(const eb_model *m, const eb_node *node);
 
 /* fuse.c: with the fast binary kernels, fold ADD (+ SIGN_PACK) into the float
  * epilogue of the binary conv before them and drop the int32 scratch only ref uses.

@@ -570,6 +570,6 @@ eb_status eb_model_op_info(const eb_model *m, int i, eb_op_info *info) {
   if (!m || !info || i < 0 || i >= m->n_nodes) return EB_ERR_ARG;
   info->name = m->nodes[i].name;
   info->type = eb_op_type_name(m->nodes[i].type);
-  info->backend = eb_op_backend(&m->nodes[i]);
+  info->backend = eb_op_backend(m, &m->nodes[i]);
   return EB_OK;
 }

@@ -24,7 +24,9 @@ static const char *const OP_NAMES[EB_OP_COUNT_] = {
 
 const char *eb_op_type_name(int type) { return type > 0 && type < EB_OP_COUNT_ ? OP_NAMES[type] : "?"; }
 
-const char *eb_op_backend(const eb_node *node) {
+static const eb_tensor *input(const eb_model *m, const eb_node *nd, int i);
+
+const char *eb_op_backend(const eb_model *m, const eb_node *node) {
   if (!node) return "ref";
   if (node->skipped) return "fused"; /* into a later op (fuse.c) */
   switch (node->backend) {
@@ -34,12 +36,14 @@ const char *eb_op_backend(const eb_node *node) {
     case EB_BACKEND_Q8: return eb_q8_backend_name();
     case EB_BACKEND_BAND: return "xnnpack-band";
     default:
-      /* QUANTIZE runs in the reference switch but through the q8 table (see run_ref) */
-      return node->type == EB_OP_QUANTIZE && eb_q8_enabled() ? eb_q8_backend_name() : "ref";
+      /* QUANTIZE and int8 GLOBAL_AVG_POOL run in the reference switch but on q8 kernels (see run_ref) */
+      if (!eb_q8_enabled()) return "ref";
+      if (node->type == EB_OP_QUANTIZE) return eb_q8_backend_name();
+      if (node->type == EB_OP_GLOBAL_AVG_POOL && input(m, node, 0) && input(m, node, 0)->dtype == EB_I8)
+        return "q8-portable";
+      return "ref";
   }
 }
-
-static const eb_tensor *input(const eb_model *m, const eb_node *nd, int i);
 
 static int pick_backend(const eb_model *m, const eb_node *nd) {
   /* binary ops go through the run-time kernel pick (kernels.c) */
@@ -583,8 +587,9 @@ static int run_q8(const eb_session *s, const eb_node *nd, uint8_t *scratch) {
       return 1;
     }
     case EB_OP_GLOBAL_AVG_POOL:
-      eb_ref_global_avgpool_i8((int)x->dims[0], (int)(x->dims[1] * x->dims[2]), (int)x->dims[3], PTR(0), x->scale,
-                               y->scale, &q, out);
+      /* as QUANTIZE: the q8 build writes the reference's bytes, EDGEBNN_KERNELS=ref keeps the oracle */
+      (eb_q8_enabled() ? eb_q8_global_avgpool_portable : eb_ref_global_avgpool_i8)(
+          (int)x->dims[0], (int)(x->dims[1] * x->dims[2]), (int)x->dims[3], PTR(0), x->scale, y->scale, &q, out);
       return 1;
     case EB_OP_ADD: {
       const eb_tensor *b = &m->tensors[nd->in[1]];

@@ -21,6 +21,7 @@ typedef struct {
   eb_conv_geom g; /* im2col */
   size_t rows, x_stride;
   int32_t x_zp;   /* im2col's padding code */
+  int own_im2col; /* the kernels build the im2col rows themselves (ks->conv) */
   int8_t *cols;   /* im2col rows [rows][k] */
   void *mem;      /* one allocation holding everything above */
   /* per run */
@@ -104,10 +105,14 @@ eb_status eb_q8_create(const eb_session *s, const eb_node *nd, const eb_q8_io *q
   op->rows = nd->type == EB_OP_FULLY_CONNECTED ? (size_t)x->dims[0] : (size_t)g.n * g.oh * g.ow;
   const size_t vec = up((size_t)ocp * sizeof(int32_t));
   const size_t wbytes = op->kind == Q8_DW ? up((size_t)taps * ocp * sizeof(int32_t)) : up(eb_q8_packed_bytes(taps, oc));
-  const size_t cbytes = op->kind == Q8_IM2COL ? up(op->rows * (size_t)taps) : op->kind == Q8_DW ? vec : 0;
+  /* im2col rows, unless the kernels build them themselves (conv) */
+  op->own_im2col = op->kind == Q8_IM2COL && op->ks->conv && taps <= EB_Q8_CONV_MAX_K;
+  const size_t cbytes = op->kind == Q8_IM2COL && !op->own_im2col ? up(op->rows * (size_t)taps)
+                        : op->kind == Q8_DW                  ? vec
+                                                             : 0;
   const size_t fbytes = up(eb_q8_fast_bytes(ocp)), pbytes = op->kind == Q8_DW ? up(eb_q8_dw_pack_bytes(kh, kw, oc)) : 0;
   const size_t hbytes = op->kind == Q8_DW ? up((size_t)taps * ocp * sizeof(int16_t)) : 0;
-  if (op->kind == Q8_IM2COL && cbytes / (size_t)taps < op->rows) {
+  if (op->kind == Q8_IM2COL && !op->own_im2col && cbytes / (size_t)taps < op->rows) {
     free(op);
     return eb_fail(err, EB_ERR_NOMEM, "op '%s': im2col rows would exceed this build's address space", nd->name);
   }
@@ -148,7 +153,7 @@ eb_status eb_q8_create(const eb_session *s, const eb_node *nd, const eb_q8_io *q
     op->g = g;
     op->x_zp = x->zero_point;
     op->x_stride = op->kind == Q8_IM2COL ? (size_t)taps : (size_t)x->dims[x->ndim - 1];
-    if (op->kind == Q8_IM2COL) op->cols = (int8_t *)(mem + 4 * vec + wbytes);
+    if (op->kind == Q8_IM2COL && !op->own_im2col) op->cols = (int8_t *)(mem + 4 * vec + wbytes);
   }
   *out = op;
   return EB_OK;
@@ -159,8 +164,12 @@ static void gemm_task(void *ctx, size_t i) {
   const size_t r0 = i * GEMM_ROWS, r1 = r0 + GEMM_ROWS < op->rows ? r0 + GEMM_ROWS : op->rows;
   const size_t ys = (size_t)op->gemm.oc;
   const int8_t *x = op->x + r0 * op->x_stride;
+  if (op->own_im2col) {
+    op->ks->conv(&op->gemm, &op->g, op->x, op->x_zp, r0, r1, op->y + r0 * ys);
+    return;
+  }
   if (op->kind == Q8_IM2COL) {
-    eb_q8_im2col(&op->g, op->x, op->x_zp, r0, r1, op->cols + r0 * op->x_stride, op->x_stride);
+    eb_q8_im2col(&op->g, op->x, op->x_zp, r0, r1, op->cols + r0 * op->x_stride, op->x_stride, 0);
     x = op->cols + r0 * op->x_stride;
   }
   op->ks->gemm(&op->gemm, r1 - r0, x, op->x_stride, op->y + r0 * ys, ys);

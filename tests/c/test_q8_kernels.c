@@ -194,19 +194,29 @@ static void test_conv(const eb_q8_kernels *ks, int n, int ih, int iw, int ic, in
   make_gemm(&P, ks, taps, oc, w, &L, 1);
   /* two halves, as two threads would split the pixels */
   const size_t half = pixels / 2;
-  eb_q8_im2col(&g, x, L.q.in_zp, 0, half, cols, (size_t)taps);
-  eb_q8_im2col(&g, x, L.q.in_zp, half, pixels, cols + half * taps, (size_t)taps);
+  eb_q8_im2col(&g, x, L.q.in_zp, 0, half, cols, (size_t)taps, 0);
+  eb_q8_im2col(&g, x, L.q.in_zp, half, pixels, cols + half * taps, (size_t)taps, 0);
   n_forms(&P.g.rq);
   for (int f = 0; f < 4; f++) {
     if (!gemm_forms(&P.g, f)) continue;
     eb_q8_gemm G;
     gemm_form(&G, &P.g, f);
-    memset(got, 0x55, ny);
-    ks->gemm(&G, pixels, cols, (size_t)taps, got, (size_t)oc);
-    const int e = first_diff(want, got, ny);
-    CHECK(e < 0, "%s conv (%s) n=%d %dx%dx%d oc=%d k=%d s=%d d=%d pad=%d w_zp=%d: [%d] got %d want %d", ks->name,
-          gemm_form_name(&G), n, ih, iw, ic, oc, k, s, d, pad, (int)L.q.w_zp, e, e < 0 ? 0 : got[e],
-          e < 0 ? 0 : want[e]);
+    for (int own = 0; own <= (ks->conv != NULL && taps <= EB_Q8_CONV_MAX_K); own++) {
+      memset(got, 0x55, ny);
+      if (own) {
+        /* the kernel's own im2col: thirds, so that a split falls inside an output row */
+        const size_t t1 = pixels / 3, t2 = 2 * pixels / 3;
+        ks->conv(&G, &g, x, L.q.in_zp, 0, t1, got);
+        ks->conv(&G, &g, x, L.q.in_zp, t1, t2, got + t1 * oc);
+        ks->conv(&G, &g, x, L.q.in_zp, t2, pixels, got + t2 * oc);
+      } else {
+        ks->gemm(&G, pixels, cols, (size_t)taps, got, (size_t)oc);
+      }
+      const int e = first_diff(want, got, ny);
+      CHECK(e < 0, "%s conv%s (%s) n=%d %dx%dx%d oc=%d k=%d s=%d d=%d pad=%d w_zp=%d: [%d] got %d want %d", ks->name,
+            own ? " (own im2col)" : "", gemm_form_name(&G), n, ih, iw, ic, oc, k, s, d, pad, (int)L.q.w_zp, e,
+            e < 0 ? 0 : got[e], e < 0 ? 0 : want[e]);
+    }
   }
   free_gemm(&P);
   free(x), free(w), free(want), free(got), free(cols);
@@ -255,12 +265,15 @@ static void test_dw(const eb_q8_kernels *ks, int n, int ih, int iw, int c, int k
 }
 
 /* scale 1: output scales as in networks; 2: so large that the output multiplier shifts right
- * by more than 23; 3: so small that it shifts left (AVX-512 then leaves the one-shift form) */
+ * by more than 23; 3: so small that it shifts left (AVX-512 then leaves the one-shift form);
+ * 4 and 5: one input's scale 2^-12 and 2^-24 of the other's (its rescaling shifts right by
+ * about 13 and 25) */
 static void test_add(const eb_q8_kernels *ks, size_t count, int scale) {
   int8_t *a = malloc(count), *b = malloc(count), *want = malloc(count), *got = malloc(count);
   fill(a, count);
   fill(b, count);
-  const float sa = (float)(0.01 + rnd01() * 0.2), sb = (float)(0.01 + rnd01() * 0.2);
+  const float sa0 = (float)(0.01 + rnd01() * 0.2), sb = (float)(0.01 + rnd01() * 0.2);
+  const float sa = scale == 4 ? sa0 / 4096.0f : scale == 5 ? sa0 / 16777216.0f : sa0;
   const double f = scale == 2 ? 100.0 + rnd01() * 100.0 : scale == 3 ? (1.0 + rnd01()) / (1 << 21) : 0.3 + rnd01() * 2.0;
   const float sy = (float)((sa + sb) * f);
   eb_q8_io q = {rint_in(-128, 127), rint_in(-128, 127), -128, 127, 0};
@@ -272,6 +285,34 @@ static void test_add(const eb_q8_kernels *ks, size_t count, int scale) {
   ks->add(&A, count, a, b, got);
   const int e = first_diff(want, got, count);
   CHECK(e < 0, "%s add count=%zu: [%d] got %d want %d", ks->name, count, e, e < 0 ? 0 : got[e], e < 0 ? 0 : want[e]);
+  free(a), free(b), free(want), free(got);
+}
+
+/* ADD over every pair of input codes (65536 outputs) for scales drawn as in networks, in
+ * ratios of powers of two (exact halves: ties in the rounding), with one input tiny, and
+ * (draw % 4 == 3) with an output scale so fine that the inputs' rescaled sums show through
+ * to the last unit: their rounding, ties included, decides outputs where the inputs cancel. */
+static void test_add_all_pairs(const eb_q8_kernels *ks, int draw) {
+  const size_t n = 65536;
+  int8_t *a = malloc(n), *b = malloc(n), *want = malloc(n), *got = malloc(n);
+  for (size_t i = 0; i < n; i++) a[i] = (int8_t)(i & 255), b[i] = (int8_t)(i >> 8);
+  float sa = (float)(0.01 + rnd01() * 0.2), sb = (float)(0.01 + rnd01() * 0.2);
+  if (draw % 3 == 1) sb = sa * (float)(1 << rint_in(0, 6)) / 8.0f;
+  if (draw % 3 == 2) sb = sa / (float)(1 << rint_in(10, 22));
+  float sy = (float)((sa + sb) * (0.3 + rnd01() * 2.0));
+  if (draw % 4 == 3) {
+    sb = sa / (float)(1 << rint_in(1, 3));
+    sy = (float)(2.0 * sa / 1048576.0 * (1.05 + rnd01() * 0.85)); /* output multiplier in [0.5, 1) */
+  }
+  eb_q8_io q = {rint_in(-128, 127), rint_in(-128, 127), -128, 127, 0};
+  const int32_t za = q.in_zp, zb = rint_in(-128, 127);
+  eb_ref_add_i8(n, a, sa, za, b, sb, zb, sy, &q, want);
+  eb_q8_add A;
+  eb_q8_add_init(&A, sa, za, sb, zb, sy, &q);
+  ks->add(&A, n, a, b, got);
+  const int e = first_diff(want, got, n);
+  CHECK(e < 0, "%s add all pairs (draw %d, sa=%g sb=%g): a=%d b=%d got %d want %d", ks->name, draw, (double)sa,
+        (double)sb, e < 0 ? 0 : a[e], e < 0 ? 0 : b[e], e < 0 ? 0 : got[e], e < 0 ? 0 : want[e]);
   free(a), free(b), free(want), free(got);
 }
 
@@ -301,6 +342,25 @@ static void test_quantize(const eb_q8_kernels *ks, size_t count) {
   const int e = first_diff(want, got, count);
   CHECK(e < 0, "%s quantize count=%zu: [%d] x=%g got %d want %d", ks->name, count, e, e < 0 ? 0.0 : (double)x[e],
         e < 0 ? 0 : got[e], e < 0 ? 0 : want[e]);
+  free(x), free(want), free(got);
+}
+
+/* GLOBAL_AVG_POOL against eb_ref_global_avgpool_i8: channel counts either side of the
+ * kernel's 256-channel runs, 1x1 to 7x7 windows, batches, averages scaled up (left shift)
+ * and down, fused activation ranges. */
+static void test_global_avgpool(int n, int hw, int c) {
+  const size_t count = (size_t)n * hw * c;
+  int8_t *x = malloc(count), *want = malloc((size_t)n * c), *got = malloc((size_t)n * c);
+  fill(x, count);
+  const float si = (float)(0.01 + rnd01() * 0.2), so = (float)(si * (rnd() & 1 ? 0.05 + rnd01() : 1.0 + rnd01() * 4.0));
+  eb_q8_io q = {rint_in(-128, 127), rint_in(-128, 127), -128, 127, 0};
+  if (rnd() & 1) q.act_min = q.out_zp;
+  eb_ref_global_avgpool_i8(n, hw, c, x, si, so, &q, want);
+  memset(got, 0x55, (size_t)n * c);
+  eb_q8_global_avgpool_portable(n, hw, c, x, si, so, &q, got);
+  const int e = first_diff(want, got, (size_t)n * c);
+  CHECK(e < 0, "global avgpool n=%d hw=%d c=%d: [%d] got %d want %d", n, hw, c, e, e < 0 ? 0 : got[e],
+        e < 0 ? 0 : want[e]);
   free(x), free(want), free(got);
 }
 
@@ -419,12 +479,28 @@ int main(void) {
       test_dw(K, 1, 11, 10, ic, 5, 2, 1, 2);
       test_dw(K, 1, 3, 3, ic, 3, 1, 1, 1);
     }
+    /* more pixels than a chunk of the kernel's own im2col (splits inside output rows, whole
+     * windows up to the input's last bytes), and rows too long for its stack buffer */
+    test_conv(K, 1, 20, 19, 3, 32, 3, 2, 1, 1);
+    test_conv(K, 1, 30, 30, 3, 17, 3, 1, 1, 1);
+    test_conv(K, 2, 24, 23, 1, 16, 5, 1, 1, 2);
+    test_conv(K, 1, 17, 16, 5, 24, 3, 2, 1, 0);
+    for (int t = 0; t < 4; t++) { /* either kind of weights (random) */
+      test_conv(K, 1, 4, 4, 455, 20, 3, 1, 1, 1); /* k = 4095: the kernels' own im2col, chunks of 4 rows */
+      test_conv(K, 1, 4, 4, 520, 20, 3, 1, 1, 1); /* k = 4680: the GEMM reads the rows in place */
+      test_fc(K, 5, 5000, 17);
+      test_fc(K, 3, 4099, 33);
+    }
     static const size_t COUNTS[] = {1, 3, 15, 16, 17, 64, 65, 1000, 4099};
     for (int i = 0; i < 9; i++)
-      for (int t = 0; t < 5; t++) test_add(K, COUNTS[i], t < 3 ? 1 : t == 3 ? 2 : 3);
+      for (int t = 0; t < 7; t++) test_add(K, COUNTS[i], t < 3 ? 1 : t - 1);
+    for (int t = 0; t < 24; t++) test_add_all_pairs(K, t);
     for (int i = 0; i < 9; i++)
       for (int t = 0; t < 3; t++) test_quantize(K, COUNTS[i]);
   }
+  static const int GAP_C[] = {1, 15, 16, 17, 255, 256, 257, 1280};
+  for (int i = 0; i < 8; i++)
+    for (int hw = 1; hw <= 49; hw += 12) test_global_avgpool(1 + (i + hw) % 2, hw, GAP_C[i]);
   CHECK(one_shift_layers > 100, "only %d layers took the one-shift requantization", one_shift_layers);
   CHECK(srdhm_ties > 100 && pot_ties > 100, "ties: %d of the high multiply, %d of the shift", srdhm_ties, pot_ties);
   CHECK(pair_sum_layers > 100, "only %d GEMM layers ran with weights free of -128", pair_sum_layers);

@@ -240,9 +240,13 @@ def test_global_avg_pool_i8(tmp_path, monkeypatch, h, w, c):
     b.output(b.global_avg_pool(xi, out_scale=sy, out_zero_point=zy))
     outs, backends = run_both(tmp_path, b, monkeypatch, x)
     want = R.global_avg_pool_i8(x, SX, ZX, sy, zy)
-    for path in ("ref", "default", "portable"):  # XNNPACK's float requantization stays off by default
+    for path in ("ref", "default", "portable", "q8"):  # XNNPACK's float requantization stays off by default
         np.testing.assert_array_equal(outs[path], want, err_msg=path)
-    assert backends == ["ref"], backends
+    # a q8 kernel (one build for all CPUs) where q8 is on, the reference loop otherwise
+    assert backends in (["q8-portable"], ["ref"]), backends
+    with monkeypatch.context() as mp:
+        mp.setenv("EDGEBNN_Q8", "1")
+        assert [o.backend for o in Runtime(tmp_path / "m.ebnn").ops] == ["q8-portable"]
     if "xnnpack" in outs:
         assert np.abs(outs["xnnpack"].astype(np.int32) - want.astype(np.int32)).max() <= 1
 

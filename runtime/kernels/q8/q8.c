@@ -52,13 +52,13 @@ int32_t eb_q8_pack_gemm(const eb_q8_kernels *ks, int k, int oc, const int8_t *w,
     uint32_t sum = 0;
     for (int i = 0; i < k; i++) {
       sum += (uint32_t)(int32_t)wo[i];
-      out[packed_at(ks->layout, k, ocp, o, i)] = (uint8_t)(vnni ? wo[i] + 128 : wo[i]);
+      out[packed_at(ks->layout, k, ocp, o, i)] = (uint8_t)wo[i];
     }
-    /* colterm = bias - x_zp * (sum w - k w_zp), modulo 2^32 (see q8.h) */
+    /* colterm = bias - x_zp * (sum w - k w_zp) [- 128 sum w for the VNNI layout], modulo 2^32 (see q8.h) */
     const uint32_t wsum = sum - (uint32_t)k * (uint32_t)w_zp;
-    colterm[o] = (int32_t)((uint32_t)(bias ? bias[o] : 0) - (uint32_t)x_zp * wsum);
+    colterm[o] = (int32_t)((uint32_t)(bias ? bias[o] : 0) - (uint32_t)x_zp * wsum - (vnni ? 128u * sum : 0u));
   }
-  return (int32_t)((uint32_t)w_zp + (vnni ? 128u : 0u));
+  return w_zp;
 }
 
 int eb_q8_w_no_min(const int8_t *w, size_t n) { return memchr(w, 0x80, n) == NULL; }
@@ -156,44 +156,90 @@ void eb_q8_dw_biases(int taps, int c, int cp, const int32_t *w, const int32_t *b
   }
 }
 
-void eb_q8_im2col(const eb_conv_geom *g, const int8_t *x, int32_t x_zp, size_t p0, size_t p1, int8_t *buf,
-                  size_t stride) {
+/* n bytes from src to dst, each XOR f. */
+static inline void copy_flip(int8_t *dst, const int8_t *src, size_t n, uint8_t f) {
+  if (n == 16) {
+    /* one 16-byte move (inlined), not a memcpy call */
+    uint64_t v[2];
+    const uint64_t f8 = f * UINT64_C(0x0101010101010101);
+    memcpy(v, src, 16);
+    v[0] ^= f8, v[1] ^= f8;
+    memcpy(dst, v, 16);
+    return;
+  }
+  memcpy(dst, src, n);
+  if (f)
+    for (size_t i = 0; i < n; i++) dst[i] = (int8_t)(dst[i] ^ (int8_t)f);
+}
+
+/* One pixel's row, any window: taps in the padding get pad. */
+static void im2col_pixel(const eb_conv_geom *g, const int8_t *x, size_t x_len, int8_t pad, uint8_t f, int b, int oy,
+                         int ox, int8_t *row, size_t row_room) {
+  const size_t run = (size_t)g->ic, seg = run * (size_t)g->kw;
+  const int ix0 = ox * g->sw - g->pl;
+  /* a window row inside the image is one contiguous copy: with few input channels (a stem's
+   * 3) the per-tap copies were most of the layer's time */
+  const int whole = g->dw == 1 && ix0 >= 0 && ix0 + g->kw <= g->iw;
+  for (int ky = 0; ky < g->kh; ky++) {
+    const int iy = oy * g->sh - g->pt + ky * g->dh;
+    if (iy < 0 || iy >= g->ih) {
+      memset(row, pad, seg);
+      row += seg;
+      continue;
+    }
+    if (whole) {
+      const size_t off = (((size_t)b * g->ih + iy) * g->iw + ix0) * run;
+      /* short window rows: a 16-byte copy whose excess lands in bytes written after it (never
+       * past the buffer, row_room bytes from this pixel's row, nor the input) */
+      copy_flip(row, x + off, seg <= 16 && (size_t)ky * seg + 16 <= row_room && off + 16 <= x_len ? 16 : seg, f);
+      row += seg;
+      continue;
+    }
+    for (int kx = 0; kx < g->kw; kx++, row += run) {
+      const int ix = ix0 + kx * g->dw;
+      if (ix < 0 || ix >= g->iw) memset(row, pad, run);
+      else copy_flip(row, x + (((size_t)b * g->ih + iy) * g->iw + ix) * run, run, f);
+    }
+  }
+}
+
+void eb_q8_im2col(const eb_conv_geom *geom, const int8_t *x, int32_t x_zp, size_t p0, size_t p1, int8_t *buf,
+                  size_t stride, int flip) {
+  /* a local copy: the byte stores may alias *geom as far as the compiler knows, so it reloaded
+   * every field after each copy */
+  const eb_conv_geom gc = *geom, *g = &gc;
+  const uint8_t f = flip ? 0x80 : 0;
+  const int8_t pad = (int8_t)(x_zp ^ f);
   const size_t hw = (size_t)g->oh * g->ow, run = (size_t)g->ic, seg = run * (size_t)g->kw;
-  const int8_t *x_end = x + (size_t)g->n * g->ih * g->iw * run;
-  /* the pixel's (b, oy, ox) by counting, not dividing (three divisions cost as much as a stem row's copies) */
-  int b = (int)(p0 / hw), oy = (int)(p0 % hw / g->ow), ox = (int)(p0 % g->ow) - 1;
-  for (size_t p = p0; p < p1; p++) {
-    if (++ox == g->ow) {
+  const size_t in_row = (size_t)g->iw * run, last_row = (size_t)(g->kh - 1) * g->dh * in_row;
+  const size_t x_len = (size_t)g->n * g->ih * in_row, buf_len = (p1 - p0) * stride;
+  /* output columns whose windows lie inside the input along x: [oxa, oxb) */
+  const int oxa = (g->pl + g->sw - 1) / g->sw, last = g->iw - 1 - (g->kw - 1) * g->dw + g->pl;
+  const int oxb = last < 0 ? 0 : last / g->sw + 1 < g->ow ? last / g->sw + 1 : g->ow;
+  /* the pixel's (b, oy, ox) by counting, not dividing */
+  int b = (int)(p0 / hw), oy = (int)(p0 % hw / g->ow), ox = (int)(p0 % g->ow);
+  for (size_t p = p0; p < p1;) {
+    int8_t *row = buf + (p - p0) * stride;
+    const int iy0 = oy * g->sh - g->pt;
+    size_t n = 1;
+    if (seg <= 16 && g->dw == 1 && ox >= oxa && ox < oxb && iy0 >= 0 && iy0 + (g->kh - 1) * g->dh < g->ih) {
+      /* a run of whole windows along this output row (a stem's pixels, nearly all): each window
+       * row one 16-byte copy, no bounds to test but the buffer's and the input's ends */
+      n = (size_t)(oxb - ox) < p1 - p ? (size_t)(oxb - ox) : p1 - p;
+      size_t src = (((size_t)b * g->ih + iy0) * g->iw + (size_t)(ox * g->sw - g->pl)) * run;
+      for (size_t j = 0; j < n; j++, row += stride, src += (size_t)g->sw * run) {
+        const int room = (size_t)(row - buf) + (g->kh - 1) * seg + 16 <= buf_len && src + last_row + 16 <= x_len;
+        const size_t len = room ? 16 : seg;
+        for (int ky = 0; ky < g->kh; ky++) copy_flip(row + ky * seg, x + src + (size_t)ky * g->dh * in_row, len, f);
+      }
+    } else {
+      im2col_pixel(g, x, x_len, pad, f, b, oy, ox, row, buf_len - (size_t)(row - buf));
+    }
+    p += n;
+    ox += (int)n;
+    if (ox == g->ow) {
       ox = 0;
       if (++oy == g->oh) oy = 0, b++;
-    }
-    int8_t *row = buf + (p - p0) * stride;
-    const int ix0 = ox * g->sw - g->pl;
-    /* a window row inside the image is one contiguous copy: with few input channels (a stem's
-     * 3) the per-tap copies were most of the layer's time */
-    const int whole = g->dw == 1 && ix0 >= 0 && ix0 + g->kw <= g->iw;
-    for (int ky = 0; ky < g->kh; ky++) {
-      const int iy = oy * g->sh - g->pt + ky * g->dh;
-      if (iy < 0 || iy >= g->ih) {
-        memset(row, (int)(int8_t)x_zp, seg);
-        row += seg;
-        continue;
-      }
-      if (whole) {
-        const int8_t *src = x + (((size_t)b * g->ih + iy) * g->iw + ix0) * run;
-        /* a stem's 9-byte window rows: one fixed 16-byte copy (inlined) instead of a memcpy call.
-         * The excess lands in bytes of these rows written after it; never past the last row (p1)
-         * nor the input's end. */
-        if (seg <= 16 && (size_t)(row - buf) + 16 <= (p1 - p0) * stride && src + 16 <= x_end) memcpy(row, src, 16);
-        else memcpy(row, src, seg);
-        row += seg;
-        continue;
-      }
-      for (int kx = 0; kx < g->kw; kx++, row += run) {
-        const int ix = ox * g->sw - g->pl + kx * g->dw;
-        if (iy < 0 || iy >= g->ih || ix < 0 || ix >= g->iw) memset(row, (int)(int8_t)x_zp, run);
-        else memcpy(row, x + (((size_t)b * g->ih + iy) * g->iw + ix) * run, run);
-      }
     }
   }
 }
@@ -202,18 +248,18 @@ void eb_q8_im2col(const eb_conv_geom *g, const int8_t *x, int32_t x_zp, size_t p
 
 static const eb_q8_kernels ALL[] = {
     {"q8-portable", EB_Q8_LAYOUT_K16, 0, 0, eb_q8_gemm_portable, eb_q8_dw_rows_portable, eb_q8_add_portable,
-     eb_ref_quantize_i8},
+     eb_ref_quantize_i8, NULL},
 #if defined(EB_HAVE_X86_KERNELS)
     {"q8-avx512vnni", EB_Q8_LAYOUT_VNNI, 2, 1, eb_q8_gemm_avx512vnni, eb_q8_dw_rows_avx512, eb_q8_add_avx512,
-     eb_q8_quantize_avx512},
+     eb_q8_quantize_avx512, eb_q8_conv_avx512vnni},
 #endif
 #if defined(EB_HAVE_NEON_KERNELS)
     /* not yet timed against XNNPACK on a board: exact int8 on ARM when EDGEBNN_Q8 asks */
     {"q8-neon", EB_Q8_LAYOUT_K2, 1, 0, eb_q8_gemm_neon, eb_q8_dw_rows_neon, eb_q8_add_neon,
 #if defined(__aarch64__)
-     eb_q8_quantize_neon},
+     eb_q8_quantize_neon, NULL},
 #else
-     eb_ref_quantize_i8},
+     eb_ref_quantize_i8, NULL},
 #endif
 #endif
 };

@@ -5,13 +5,16 @@
  *
  * The accumulator of a conv/FC output is
  *   acc = bias + sum_k (x_k - x_zp) (w_k - w_zp)
- *       = colterm[o] + sum_k x'_k w'_k - rowcoef * sum_k x_k
- * where the kernel multiplies stored codes x' = x and w' = w (portable, NEON) or
- * w' = w + 128 as unsigned bytes (AVX512-VNNI's vpdpbusd multiplies u8 by s8);
- * colterm[o] = bias[o] - x_zp * (sum_k w_k - K w_zp) and rowcoef = w_zp (+ 128
- * for the u8 weights) are fixed per session. Every step wraps modulo 2^32, so
- * the result equals the reference's exact int32 accumulator (which the op layer
- * proved cannot overflow), whatever the size of the intermediate terms.
+ *       = colterm[o] + sum_k x'_k w_k - rowcoef * sum_k x_k
+ * where the kernel multiplies stored codes x' = x (portable, NEON) or x' = x + 128 as
+ * unsigned bytes (x XOR 0x80: AVX512-VNNI's vpdpbusd multiplies u8 by s8) by the
+ * weights as stored; colterm[o] = bias[o] - x_zp * (sum_k w_k - K w_zp) (- 128 sum_k w_k
+ * for the u8 activations) and rowcoef = w_zp are fixed per session: with per-channel
+ * (symmetric) weights rowcoef is 0 and no row sums are taken at all. (The u8 side used
+ * to be the weights, w + 128, which cost a row sum per row and a subtraction per
+ * accumulator; flipping each activation byte costs one XOR per 64 codes.) Every step
+ * wraps modulo 2^32, so the result equals the reference's exact int32 accumulator (which
+ * the op layer proved cannot overflow), whatever the size of the intermediate terms.
  *
  * Requantization is TFLite's MultiplyByQuantizedMultiplier, rewritten without
  * branches: SaturatingRoundingDoublingHighMul(a, q) with q >= 0 is exactly
@@ -36,6 +39,10 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* The largest GEMM k (kh * kw * ic) for which eb_q8_kernels.conv builds its own rows (on
+ * the stack, four at least); larger convs go through eb_q8_im2col and the GEMM. */
+#define EB_Q8_CONV_MAX_K 4096
 
 /* Output channels are processed in blocks of 16 (one 16-lane vector of int32),
  * panels of up to EB_Q8_NB blocks share one stream of packed weights. */
@@ -94,7 +101,7 @@ typedef struct {
 /* Packed GEMM weight layouts (eb_q8_pack_gemm). */
 enum {
   EB_Q8_LAYOUT_K16 = 0,  /* per panel of EB_Q8_NB blocks: [k][nb*16] s8 (portable) */
-  EB_Q8_LAYOUT_VNNI = 1, /* per panel: [k/4][nb*16][4] u8, w + 128 (vpdpbusd multiplies u8 by s8) */
+  EB_Q8_LAYOUT_VNNI = 1, /* per panel: [k/4][nb*16][4] s8, against u8 activations x + 128 (vpdpbusd) */
   EB_Q8_LAYOUT_K2 = 2    /* per block of 16: [k/2][16][2] s8, k padded to even with zero weights
                             (NEON: vmull_s8 on pairs of taps, vpadal adds each pair into int32) */
 };
@@ -113,6 +120,11 @@ typedef struct {
   void (*add)(const eb_q8_add *a, size_t count, const int8_t *x, const int8_t *b, int8_t *y);
   /* QUANTIZE, the same bytes as eb_ref_quantize_i8 */
   void (*quantize)(size_t count, const float *x, float scale, int32_t zp, int8_t *y);
+  /* NULL, or a groups=1 conv of geometry cg straight from its input (im2col rows built in the
+   * kernel's own buffer, as its u8 activations): output pixels [p0, p1) to y (row stride oc);
+   * for k <= EB_Q8_CONV_MAX_K only */
+  void (*conv)(const eb_q8_gemm *g, const eb_conv_geom *cg, const int8_t *x, int32_t x_zp, size_t p0, size_t p1,
+               int8_t *y);
 } eb_q8_kernels;
 
 /* Variants this CPU can run, best last (the portable one is always first). */
@@ -168,9 +180,16 @@ static inline int eb_q8_dw_pair_tap(int kh, int kw, int p, int j) {
 }
 
 /* Output pixels [p0, p1) of a groups=1 conv as GEMM rows of kh*kw*ic codes (row i at
- * buf + i * stride, i from 0), taps in the padding filled with x_zp (real 0). */
+ * buf + i * stride, i from 0), taps in the padding filled with x_zp (real 0); flip: every
+ * code XOR 0x80 (the u8 activations of the VNNI GEMM). Bytes of a row past its codes (up to
+ * stride) are left undefined. */
 void eb_q8_im2col(const eb_conv_geom *g, const int8_t *x, int32_t x_zp, size_t p0, size_t p1, int8_t *buf,
-                  size_t stride);
+                  size_t stride, int flip);
+
+/* GLOBAL_AVG_POOL, the same bytes as eb_ref_global_avgpool_i8 (same arguments); one build
+ * for all CPUs: the compiler vectorizes the sums, and the layer is too small for more to pay. */
+void eb_q8_global_avgpool_portable(int n, int hw, int c, const int8_t *x, float in_scale, float out_scale,
+                                   const eb_q8_io *q, int8_t *y);
 
 /* The variants (declared for tests and benchmarks). */
 void eb_q8_gemm_portable(const eb_q8_gemm *g, size_t rows, const int8_t *x, size_t x_stride, int8_t *y,
@@ -180,6 +199,8 @@ void eb_q8_add_portable(const eb_q8_add *a, size_t count, const int8_t *x, const
 #if defined(EB_HAVE_X86_KERNELS)
 void eb_q8_gemm_avx512vnni(const eb_q8_gemm *g, size_t rows, const int8_t *x, size_t x_stride, int8_t *y,
                            size_t y_stride);
+void eb_q8_conv_avx512vnni(const eb_q8_gemm *g, const eb_conv_geom *cg, const int8_t *x, int32_t x_zp, size_t p0,
+                           size_t p1, int8_t *y);
 void eb_q8_dw_rows_avx512(const eb_q8_dw *d, const int8_t *x, int8_t *y, int r0, int r1);
 void eb_q8_add_avx512(const eb_q8_add *a, size_t count, const int8_t *x, const int8_t *b, int8_t *y);
 void eb_q8_quantize_avx512(size_t count, const float *x, float scale, int32_t zp, int8_t *y);

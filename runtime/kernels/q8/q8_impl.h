@@ -92,6 +92,31 @@ void EB_Q8_FN(eb_q8_add_)(const eb_q8_add *a, size_t count, const int8_t *x, con
   }
 }
 
+/* ---- global average pool ----------------------------------------------------------- */
+
+/* eb_ref_global_avgpool_i8's integers, summed pixel by pixel over a run of channels (the
+ * reference walks each channel down the pixels, a stride of c bytes per add); the int32 sums
+ * wrap alike, and the load-time check keeps them exact anyway. */
+void EB_Q8_FN(eb_q8_global_avgpool_)(int n, int hw, int c, const int8_t *x, float in_scale, float out_scale,
+                                     const eb_q8_io *q, int8_t *y) {
+  enum { RUN = 256 };
+  int32_t mult;
+  int shift;
+  eb_quantize_multiplier((double)in_scale / ((double)out_scale * (double)hw), &mult, &shift);
+  const eb_q8_requant rq = {NULL, NULL, NULL, q->out_zp, q->act_min, q->act_max, NULL};
+  const int32_t lsh = shift > 0 ? (shift > 32 ? 32 : shift) : 0, rsh = shift > 0 ? 0 : -shift;
+  for (int b = 0; b < n; b++)
+    for (int c0 = 0; c0 < c; c0 += RUN) {
+      const int nc = c - c0 < RUN ? c - c0 : RUN;
+      const int8_t *xb = x + (size_t)b * hw * c + c0;
+      int32_t acc[RUN];
+      for (int j = 0; j < nc; j++) acc[j] = -(int32_t)((uint32_t)hw * (uint32_t)q->in_zp);
+      for (int p = 0; p < hw; p++)
+        for (int j = 0; j < nc; j++) acc[j] += xb[(size_t)p * c + j];
+      for (int j = 0; j < nc; j++) y[(size_t)b * c + c0 + j] = EB_Q8_FN(q8_out_)(acc[j], mult, lsh, rsh, &rq);
+    }
+}
+
 /* ---- gemm (portable layout: per panel [k][nb*16] s8) -------------------------------- */
 #if defined(EB_Q8_WITH_GEMM)
 

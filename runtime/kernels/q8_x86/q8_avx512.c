@@ -1,6 +1,6 @@
 /*
- * AVX-512 int8 kernels: the GEMM on AVX512-VNNI (vpdpbusd: u8 weights + 128 times
- * s8 activations, 4 products per int32 lane), depthwise on vpdpwssd (16-bit pairs of
+ * AVX-512 int8 kernels: the GEMM on AVX512-VNNI (vpdpbusd: u8 activations + 128 times
+ * s8 weights, 4 products per int32 lane), depthwise on vpdpwssd (16-bit pairs of
  * taps), add and quantize, all with TFLite's exact requantization in the one-shift
  * form of q8.h (TFLite's own form where a plan carries no table). Only this file gets
  * -mavx512*; q8.c calls it where the CPU reports VNNI.
@@ -79,15 +79,27 @@ static inline out_t out_load(int32_t zp, int32_t lo, int32_t hi) {
   return (out_t){_mm512_set1_epi16((short)zp), _mm512_set1_epi8((char)lo), _mm512_set1_epi8((char)hi)};
 }
 
+/* The first n bytes of v to y: plain stores where n is 16, 32 or 64 (the usual channel
+ * counts), a masked one otherwise (AMD's masked stores cost several times a plain one, which
+ * showed in layers writing 16 or 32 channels a row). */
+static inline void store_first(int8_t *y, __m512i v, int n) {
+  switch (n) {
+    case 64: _mm512_storeu_si512(y, v); break;
+    case 32: _mm256_storeu_si256((__m256i *)y, _mm512_castsi512_si256(v)); break;
+    case 16: _mm_storeu_si128((__m128i *)y, _mm512_castsi512_si128(v)); break;
+    default: _mm512_mask_storeu_epi8(y, n >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << n) - 1, v); break;
+  }
+}
+
 /* Four vectors of requantized values (16 channels each, in order) plus out_zp to 64 int8,
  * clamped, the bytes of m stored. The saturating packs clamp to int16 (before adding out_zp,
  * |out_zp| <= 128) then to int8, which cannot change the final clamp into [-128, 127]. */
-static inline void store4(__m512i v0, __m512i v1, __m512i v2, __m512i v3, const out_t *o, int8_t *y, __mmask64 m) {
+static inline void store4(__m512i v0, __m512i v1, __m512i v2, __m512i v3, const out_t *o, int8_t *y, int n) {
   const __m512i p = _mm512_packs_epi16(_mm512_adds_epi16(_mm512_packs_epi32(v0, v1), o->zp),
                                        _mm512_adds_epi16(_mm512_packs_epi32(v2, v3), o->zp));
   /* dword 4L + j of p holds v_j's channels 4L..4L+3 */
   const __m512i idx = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-  _mm512_mask_storeu_epi8(y, m, _mm512_min_epi8(_mm512_max_epi8(_mm512_permutexvar_epi32(idx, p), o->lo), o->hi));
+  store_first(y, _mm512_min_epi8(_mm512_max_epi8(_mm512_permutexvar_epi32(idx, p), o->lo), o->hi), n);
 }
 
 static inline __mmask64 first_bytes(int n) { return n >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << n) - 1; }
@@ -129,7 +141,7 @@ static void add_fast(const eb_q8_add *a, size_t count, const int8_t *x, const in
       const __m512i sum = _mm512_add_epi32(mbqm_uniform(va, ma, rna, sa, ca), mbqm_uniform(vb, mb, rnb, sb, cb));
       v[q] = mbqm_uniform(sum, my, rny, sy, cy);
     }
-    store4(v[0], v[1], v[2], v[3], &o, y + i, m);
+    store4(v[0], v[1], v[2], v[3], &o, y + i, count - i < 64 ? (int)(count - i) : 64);
   }
 }
 
@@ -193,6 +205,7 @@ typedef struct {
   const int32_t *bias; /* half lo: bias_in[16], then half hi at + EB_Q8_DW_HALF bytes */
   __m512i zp;          /* in_zp in int16 lanes */
   __mmask32 m;         /* the block's channels */
+  int n;               /* how many: the first n of 32 */
   int c, second, fast, shl;
   rq_fast_t f0, f1;    /* lo, hi */
   out_t o;
@@ -214,7 +227,7 @@ static inline void dw_store(const eb_q8_dw *d, const dw_blk *k, __m512i lo, __m5
   const __m512i idx1 = _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
   const __m512i v0 = rq_slow(_mm512_permutex2var_epi32(lo, idx0, hi), &d->rq, k->c);
   const __m512i v1 = k->second ? rq_slow(_mm512_permutex2var_epi32(lo, idx1, hi), &d->rq, k->c + 16) : v0;
-  store4(v0, v1, v0, v1, &k->o, yp, (__mmask64)k->m);
+  store4(v0, v1, v0, v1, &k->o, yp, k->n);
 }
 
 /* One output pixel at input corner (iy0, ix0); inside: no tap in the padding. */
@@ -300,11 +313,50 @@ static void dw_row_s1_33(const eb_q8_dw *d, const dw_blk *k, const int8_t *xb, i
   }
 }
 
+/* 3x3, stride 2 along x, dilation 1: output ox reads input columns 2ox..2ox+2, and column
+ * 2ox+2 is the next output's first, so its pairs P (rows 0, 1) and row 2 are kept: two new
+ * columns per output instead of three. Row 2 pairs as (6, 7) and (-, 8), the latter's empty
+ * slot multiplying a zero weight. */
+static void dw_row_s2_33(const eb_q8_dw *d, const dw_blk *k, const int8_t *xb, int iy0, int8_t *yrow) {
+  const eb_conv_geom *g = &d->g;
+  dw_cols s;
+  s.row = (ptrdiff_t)g->iw * g->ic;
+  s.col = g->ic;
+  s.iw = g->iw;
+  s.x = xb;
+  s.x0 = iy0 * s.row + k->c;
+  for (int ky = 0; ky < 3; ky++) s.rv[ky] = iy0 + ky >= 0 && iy0 + ky < g->ih;
+  __m512i w[10];
+  for (int i = 0; i < 10; i++) w[i] = _mm512_loadu_si512(k->w + i);
+  const __m512i b_lo = _mm512_loadu_si512(k->bias), b_hi = _mm512_loadu_si512(k->bias + EB_Q8_DW_HALF / 4);
+  __m512i a0, a1, r2;
+  int ix = -g->pl;
+  dw_col(&s, k, ix, &a0, &a1, &r2);
+  __m512i p0l = _mm512_unpacklo_epi16(a0, a1), p0h = _mm512_unpackhi_epi16(a0, a1);
+  for (int ox = 0; ox < g->ow; ox++, ix += 2) {
+    __m512i r2b, r2c;
+    dw_col(&s, k, ix + 1, &a0, &a1, &r2b);
+    const __m512i p1l = _mm512_unpacklo_epi16(a0, a1), p1h = _mm512_unpackhi_epi16(a0, a1);
+    dw_col(&s, k, ix + 2, &a0, &a1, &r2c);
+    const __m512i p2l = _mm512_unpacklo_epi16(a0, a1), p2h = _mm512_unpackhi_epi16(a0, a1);
+    __m512i lo = _mm512_dpwssd_epi32(b_lo, p0l, w[0]), hi = _mm512_dpwssd_epi32(b_hi, p0h, w[1]);
+    lo = _mm512_dpwssd_epi32(lo, p1l, w[2]), hi = _mm512_dpwssd_epi32(hi, p1h, w[3]);
+    lo = _mm512_dpwssd_epi32(lo, p2l, w[4]), hi = _mm512_dpwssd_epi32(hi, p2h, w[5]);
+    lo = _mm512_dpwssd_epi32(lo, _mm512_unpacklo_epi16(r2, r2b), w[6]);
+    hi = _mm512_dpwssd_epi32(hi, _mm512_unpackhi_epi16(r2, r2b), w[7]);
+    lo = _mm512_dpwssd_epi32(lo, _mm512_unpacklo_epi16(r2c, r2c), w[8]);
+    hi = _mm512_dpwssd_epi32(hi, _mm512_unpackhi_epi16(r2c, r2c), w[9]);
+    dw_store(d, k, lo, hi, yrow + (size_t)ox * g->oc + k->c);
+    p0l = p2l, p0h = p2h, r2 = r2c;
+  }
+}
+
 void eb_q8_dw_rows_avx512(const eb_q8_dw *d, const int8_t *x, int8_t *y, int r0, int r1) {
   const eb_conv_geom *g = &d->g;
   const int ox0 = (g->pl + g->sw - 1) / g->sw, last = g->iw - 1 - (g->kw - 1) * g->dw + g->pl;
   const int ox1 = last < 0 ? 0 : last / g->sw + 1;
   const int k33 = g->kh == 3 && g->kw == 3, slide = k33 && g->sw == 1 && g->dw == 1 && g->dh == 1;
+  const int slide2 = k33 && g->sw == 2 && g->dw == 1 && g->dh == 1;
   const int blocks = (g->ic + 31) / 32, pairs = (g->kh * g->kw + 1) / 2;
   const int shl = d->rq.fast && any_shl(d->rq.lsh, d->cp);
   for (int r = r0; r < r1; r++) {
@@ -315,25 +367,29 @@ void eb_q8_dw_rows_avx512(const eb_q8_dw *d, const int8_t *x, int8_t *y, int r0,
     /* channel blocks outside, pixels inside: a block's weights stay in registers along the row */
     for (int cb = 0; cb < blocks; cb++) {
       const uint8_t *blk = (const uint8_t *)d->pk + (size_t)cb * ((size_t)pairs * 2 * 64 + 2 * EB_Q8_DW_HALF);
+      /* every field set below (no memset: the struct is over 1 KiB of vectors, and zeroing it
+       * per block and row was a visible share of the small layers) */
       dw_blk k;
-      memset(&k, 0, sizeof k);
       k.w = (const __m512i *)blk;
       k.bias = (const int32_t *)(blk + (size_t)pairs * 2 * 64);
       k.zp = _mm512_set1_epi16((short)d->in_zp);
       k.c = 32 * cb;
       const int n = g->ic - k.c < 32 ? g->ic - k.c : 32;
       k.m = n >= 32 ? ~(__mmask32)0 : ((__mmask32)1 << n) - 1;
+      k.n = n;
       k.second = k.c + 16 < d->cp; /* the block's upper 16 channels exist in the channel-order tables */
       k.fast = d->rq.fast != NULL;
       k.shl = shl;
-      if (k.fast)
+      if (!k.fast) k.f0 = k.f1 = (rq_fast_t){0}; /* unread: TFLite's form reads the plan's tables */
+      else
         for (int h = 0; h < 2; h++) {
           const int32_t *t = k.bias + h * (EB_Q8_DW_HALF / 4);
           *(h ? &k.f1 : &k.f0) = rq_fast_at(t + 16, t + 32, (const int64_t *)(t + 48), shl);
         }
       k.o = out_load(d->rq.out_zp, d->rq.act_min, d->rq.act_max);
-      if (slide) {
-        dw_row_s1_33(d, &k, xb, iy0, yrow);
+      if (slide || slide2) {
+        if (slide) dw_row_s1_33(d, &k, xb, iy0, yrow);
+        else dw_row_s2_33(d, &k, xb, iy0, yrow);
         continue;
       }
       const dw_blk kp = k; /* a copy whose address never escapes: its fields can live in registers */
@@ -351,7 +407,18 @@ void eb_q8_dw_rows_avx512(const eb_q8_dw *d, const int8_t *x, int8_t *y, int r0,
 /* ---- gemm ---------------------------------------------------------------------------- */
 
 #define MR 4
-#define CHUNK 64 /* rows whose row sums are computed once, then swept panel by panel */
+#define CHUNK 64           /* rows prepared at once, then swept panel by panel */
+#define CHUNK_BYTES (MR * EB_Q8_CONV_MAX_K) /* the chunk's u8 activations (on the stack) */
+
+/* Sum of k int8 codes x from their u8 form u = x + 128 (vpsadbw sums unsigned bytes): only
+ * for weights with a zero point. */
+static inline int32_t rowsum_u8(const uint8_t *u, int k) {
+  __m512i s = _mm512_setzero_si512();
+  for (int i = 0; i < k; i += 64)
+    s = _mm512_add_epi64(s, _mm512_sad_epu8(_mm512_maskz_loadu_epi8(first_bytes(k - i), u + i),
+                                            _mm512_setzero_si512()));
+  return (int32_t)(_mm512_reduce_add_epi64(s) - 128 * (int64_t)k);
+}
 
 static inline int32_t load4(const int8_t *p) {
   int32_t v;
@@ -359,59 +426,65 @@ static inline int32_t load4(const int8_t *p) {
   return v;
 }
 
-/* Sum of k int8 codes: vpsadbw sums unsigned bytes, so flip the sign bits (x + 128) and take
- * 128 per code back off; bytes past k stay 0. */
-static inline int32_t rowsum(const int8_t *x, int k) {
+/* Row x (k codes) as u8 x + 128 at u, padded to kp (a multiple of 4) with any byte: the
+ * packed weights are 0 there. Whole 64-byte stores (AMD's masked stores are slow): up to 63
+ * bytes past kp land in the next row, written after this one, or in the buffer's slack. */
+static inline void to_u8(const int8_t *x, int k, int kp, uint8_t *u) {
   const __m512i flip = _mm512_set1_epi8((char)0x80);
-  __m512i s = _mm512_setzero_si512();
-  for (int i = 0; i < k; i += 64) {
-    const __mmask64 m = first_bytes(k - i);
-    const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, x + i), _mm512_maskz_mov_epi8(m, flip));
-    s = _mm512_add_epi64(s, _mm512_sad_epu8(u, _mm512_setzero_si512()));
-  }
-  return (int32_t)(_mm512_reduce_add_epi64(s) - 128 * (int64_t)k);
+  for (int i = 0; i < kp; i += 64)
+    _mm512_storeu_si512(u + i, _mm512_xor_si512(_mm512_maskz_loadu_epi8(first_bytes(k - i), x + i), flip));
 }
 
-/* MR rows (rows past mr repeat a valid row; not stored) by nb blocks of 16 channels
- * starting at channel c, whose packed weights are the panel at w. */
-static inline __attribute__((always_inline)) void tile(const eb_q8_gemm *g, const int nb, const int8_t *const *xr,
-                                                        const int32_t *adj, int mr, const uint8_t *w, int c,
+/* acc += u . s (u8 by s8, four products per lane) in place. GCC 12 compiles the intrinsic over
+ * the tile's 16 accumulators with a register copy per vpdpbusd (they rotate through fresh
+ * registers each k step), doubling the inner loop's instructions; the tied asm operand keeps
+ * each accumulator put. */
+static inline __m512i dpbusd(__m512i acc, __m512i u, __m512i s) {
+#if defined(__GNUC__)
+  __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u), "v"(s));
+  return acc;
+#else
+  return _mm512_dpbusd_epi32(acc, u, s);
+#endif
+}
+
+/* M (MR, or 1 for a lone row: an FC on one sample would otherwise do MR times the work of
+ * its weight stream) rows of u8 activations (kp codes each; rows past mr repeat a valid row
+ * and are not stored) by nb blocks of 16 channels starting at channel c, whose packed weights
+ * are the panel at w; adj: rowcoef * row sum per row, or NULL where rowcoef is 0. direct: the
+ * rows are the int8 codes themselves (k of them), flipped as they are broadcast. */
+static inline __attribute__((always_inline)) void tile(const eb_q8_gemm *g, const int M, const int nb,
+                                                        const int direct, const uint8_t *const *xr,
+                                                        const int32_t *adj, int mr, int kp, const int8_t *w, int c,
                                                         int8_t *const *yr, int shl) {
   __m512i acc[MR][EB_Q8_NB];
-  /* start from each output's constant part, colterm - rowcoef * rowsum (q8.h) */
+  /* start from each output's constant part, colterm (- rowcoef * rowsum) (q8.h) */
 #pragma GCC unroll 4
   for (int j = 0; j < nb; j++) {
     const __m512i ct = _mm512_loadu_si512(g->colterm + c + 16 * j);
 #pragma GCC unroll 4
-    for (int r = 0; r < MR; r++) acc[r][j] = _mm512_sub_epi32(ct, _mm512_set1_epi32(adj[r < mr ? r : mr - 1]));
+    for (int r = 0; r < M; r++)
+      acc[r][j] = adj ? _mm512_sub_epi32(ct, _mm512_set1_epi32(adj[r < mr ? r : mr - 1])) : ct;
   }
-  const int k4 = g->k / 4, kt = g->k % 4;
-  const uint8_t *wp = w;
-  for (int i = 0; i < k4; i++, wp += nb * 64) {
+  const int8_t *wp = w;
+  for (int i = 0; i < kp; i += 4, wp += nb * 64) {
     __m512i xb[MR];
 #pragma GCC unroll 4
-    for (int r = 0; r < MR; r++) xb[r] = _mm512_set1_epi32(load4(xr[r] + 4 * i));
-#pragma GCC unroll 4
-    for (int j = 0; j < nb; j++) {
-      const __m512i wv = _mm512_loadu_si512(wp + 64 * j);
-#pragma GCC unroll 4
-      for (int r = 0; r < MR; r++) acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], wv, xb[r]);
-    }
-  }
-  if (kt) {
-    /* the last 1-3 codes of each row: never read past the row (the packed weights are
-     * zero there, so the zeros filling the lane multiply to nothing) */
-    __m512i xb[MR];
-    for (int r = 0; r < MR; r++) {
-      int32_t v = 0;
-      memcpy(&v, xr[r] + 4 * k4, (size_t)kt);
-      xb[r] = _mm512_set1_epi32(v);
+    for (int r = 0; r < M; r++) {
+      int32_t v;
+      if (direct && i + 4 > g->k) {
+        v = 0; /* the row's last 1-3 codes: never read past them (the weights are 0 beyond) */
+        memcpy(&v, xr[r] + i, (size_t)(g->k - i));
+      } else {
+        v = load4((const int8_t *)xr[r] + i);
+      }
+      xb[r] = _mm512_set1_epi32(direct ? (int32_t)((uint32_t)v ^ 0x80808080u) : v);
     }
 #pragma GCC unroll 4
     for (int j = 0; j < nb; j++) {
       const __m512i wv = _mm512_loadu_si512(wp + 64 * j);
 #pragma GCC unroll 4
-      for (int r = 0; r < MR; r++) acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], wv, xb[r]);
+      for (int r = 0; r < M; r++) acc[r][j] = dpbusd(acc[r][j], xb[r], wv);
     }
   }
   /* requantize in place (rows past mr too: cheaper than a branch, never stored) */
@@ -421,49 +494,126 @@ static inline __attribute__((always_inline)) void tile(const eb_q8_gemm *g, cons
     if (g->rq.fast) {
       const rq_fast_t f = rq_fast_load(&g->rq, cj, shl);
 #pragma GCC unroll 4
-      for (int r = 0; r < MR; r++) acc[r][j] = rq_fast(acc[r][j], &f, shl);
+      for (int r = 0; r < M; r++) acc[r][j] = rq_fast(acc[r][j], &f, shl);
     } else {
 #pragma GCC unroll 4
-      for (int r = 0; r < MR; r++) acc[r][j] = rq_slow(acc[r][j], &g->rq, cj);
+      for (int r = 0; r < M; r++) acc[r][j] = rq_slow(acc[r][j], &g->rq, cj);
     }
   }
   const out_t o = out_load(g->rq.out_zp, g->rq.act_min, g->rq.act_max);
   const int n = g->oc - c < 16 * nb ? g->oc - c : 16 * nb;
   for (int r = 0; r < mr; r++)
-    store4(acc[r][0], acc[r][nb > 1 ? 1 : 0], acc[r][nb > 2 ? 2 : 0], acc[r][nb > 3 ? 3 : 0], &o, yr[r] + c,
-           first_bytes(n));
+    store4(acc[r][0], acc[r][nb > 1 ? 1 : 0], acc[r][nb > 2 ? 2 : 0], acc[r][nb > 3 ? 3 : 0], &o, yr[r] + c, n);
+}
+
+/* One panel (nb blocks) over a chunk's rows, the tile's shape fixed at compile time. */
+static inline __attribute__((always_inline)) void panel(const eb_q8_gemm *g, const int nb, int nrows,
+                                                         const uint8_t *xu, int kp, const int32_t *adj,
+                                                         const int8_t *w, int c, int8_t *y, size_t y_stride,
+                                                         int shl) {
+  for (int r0 = 0; r0 < nrows; r0 += MR) {
+    const int mr = nrows - r0 < MR ? nrows - r0 : MR;
+    const uint8_t *xr[MR];
+    int8_t *yr[MR];
+    for (int r = 0; r < MR; r++) {
+      const int row = r0 + (r < mr ? r : mr - 1);
+      xr[r] = xu + (size_t)row * kp;
+      yr[r] = y + (size_t)row * y_stride;
+    }
+    if (mr == 1) tile(g, 1, nb, 0, xr, adj ? adj + r0 : NULL, mr, kp, w, c, yr, shl);
+    else tile(g, MR, nb, 0, xr, adj ? adj + r0 : NULL, mr, kp, w, c, yr, shl);
+  }
+}
+
+/* Every panel over nrows prepared rows. */
+static void sweep(const eb_q8_gemm *g, int nrows, const uint8_t *xu, int kp, const int32_t *adj, int8_t *y,
+                  size_t y_stride, int shl) {
+  const int blocks = g->ocp / EB_Q8_BLOCK;
+  for (int p = 0; p * EB_Q8_NB < blocks; p++) {
+    const int nb = blocks - p * EB_Q8_NB < EB_Q8_NB ? blocks - p * EB_Q8_NB : EB_Q8_NB;
+    const int8_t *w = (const int8_t *)g->w + (size_t)p * EB_Q8_NB * EB_Q8_BLOCK * kp;
+    const int c = p * EB_Q8_NB * EB_Q8_BLOCK;
+    switch (nb) {
+      case 4: panel(g, 4, nrows, xu, kp, adj, w, c, y, y_stride, shl); break;
+      case 3: panel(g, 3, nrows, xu, kp, adj, w, c, y, y_stride, shl); break;
+      case 2: panel(g, 2, nrows, xu, kp, adj, w, c, y, y_stride, shl); break;
+      default: panel(g, 1, nrows, xu, kp, adj, w, c, y, y_stride, shl); break;
+    }
+  }
+}
+
+/* The chunk buffer: up to CHUNK rows of kp bytes on the stack, fewer when k is large; none
+ * for rows over CHUNK_BYTES / MR codes (gemm_direct). */
+typedef struct {
+  _Alignas(64) uint8_t stack[CHUNK_BYTES + 64]; /* + to_u8's slack */
+  int32_t adj[CHUNK];
+  uint8_t *u;
+  int kp, rows;
+} chunk_t;
+
+static void chunk_init(chunk_t *ch, int k) {
+  ch->kp = (k + 3) / 4 * 4;
+  ch->rows = ch->kp * CHUNK <= CHUNK_BYTES ? CHUNK : CHUNK_BYTES / ch->kp / MR * MR;
+  ch->u = ch->stack;
+}
+
+/* Requantized products of the chunk's first nrows rows (already u8) into y. */
+static void chunk_run(const eb_q8_gemm *g, chunk_t *ch, int nrows, int8_t *y, size_t y_stride, int shl) {
+  if (g->rowcoef)
+    for (int r = 0; r < nrows; r++)
+      ch->adj[r] = (int32_t)((uint32_t)g->rowcoef * (uint32_t)rowsum_u8(ch->u + (size_t)r * ch->kp, g->k));
+  sweep(g, nrows, ch->u, ch->kp, g->rowcoef ? ch->adj : NULL, y, y_stride, shl);
+}
+
+/* Rows over CHUNK_BYTES / MR codes (k > EB_Q8_CONV_MAX_K: an FC beyond the networks this
+ * serves): a row at a time, read in place, each broadcast flipped to u8; no buffer. */
+static __attribute__((noinline)) void gemm_direct(const eb_q8_gemm *g, size_t rows, const int8_t *x,
+                                                  size_t x_stride, int8_t *y, size_t y_stride, int shl) {
+  const int blocks = g->ocp / EB_Q8_BLOCK, kp = (g->k + 3) / 4 * 4;
+  for (size_t r = 0; r < rows; r++) {
+    const uint8_t *xr = (const uint8_t *)(x + r * x_stride);
+    int8_t *yr = y + r * y_stride;
+    uint32_t sum = 0;
+    for (int i = 0; g->rowcoef && i < g->k; i++) sum += (uint32_t)(int32_t)x[r * x_stride + (size_t)i];
+    const int32_t adj = (int32_t)((uint32_t)g->rowcoef * sum), *a = g->rowcoef ? &adj : NULL;
+    for (int p = 0; p * EB_Q8_NB < blocks; p++) {
+      const int nb = blocks - p * EB_Q8_NB < EB_Q8_NB ? blocks - p * EB_Q8_NB : EB_Q8_NB;
+      const int8_t *w = (const int8_t *)g->w + (size_t)p * EB_Q8_NB * EB_Q8_BLOCK * kp;
+      const int c = p * EB_Q8_NB * EB_Q8_BLOCK;
+      switch (nb) {
+        case 4: tile(g, 1, 4, 1, &xr, a, 1, kp, w, c, &yr, shl); break;
+        case 3: tile(g, 1, 3, 1, &xr, a, 1, kp, w, c, &yr, shl); break;
+        case 2: tile(g, 1, 2, 1, &xr, a, 1, kp, w, c, &yr, shl); break;
+        default: tile(g, 1, 1, 1, &xr, a, 1, kp, w, c, &yr, shl); break;
+      }
+    }
+  }
 }
 
 void eb_q8_gemm_avx512vnni(const eb_q8_gemm *g, size_t rows, const int8_t *x, size_t x_stride, int8_t *y,
                            size_t y_stride) {
-  const int blocks = g->ocp / EB_Q8_BLOCK, panels = (blocks + EB_Q8_NB - 1) / EB_Q8_NB;
-  const size_t kp = (size_t)(g->k + 3) / 4 * 4;
-  int32_t adj[CHUNK];
+  chunk_t ch;
+  chunk_init(&ch, g->k);
   const int shl = g->rq.fast && any_shl(g->rq.lsh, g->ocp);
-  for (size_t c0 = 0; c0 < rows; c0 += CHUNK) {
-    const int nrows = rows - c0 < CHUNK ? (int)(rows - c0) : CHUNK;
-    for (int r = 0; r < nrows; r++)
-      adj[r] = (int32_t)((uint32_t)g->rowcoef * (uint32_t)rowsum(x + (c0 + (size_t)r) * x_stride, g->k));
-    for (int p = 0; p < panels; p++) {
-      const int nb = blocks - p * EB_Q8_NB < EB_Q8_NB ? blocks - p * EB_Q8_NB : EB_Q8_NB;
-      const uint8_t *w = (const uint8_t *)g->w + (size_t)p * EB_Q8_NB * EB_Q8_BLOCK * kp;
-      for (int r0 = 0; r0 < nrows; r0 += MR) {
-        const int mr = nrows - r0 < MR ? nrows - r0 : MR;
-        const int8_t *xr[MR];
-        int8_t *yr[MR];
-        for (int r = 0; r < MR; r++) {
-          const size_t row = c0 + (size_t)r0 + (size_t)(r < mr ? r : mr - 1);
-          xr[r] = x + row * x_stride;
-          yr[r] = y + row * y_stride;
-        }
-        const int c = p * EB_Q8_NB * EB_Q8_BLOCK;
-        switch (nb) {
-          case 4: tile(g, 4, xr, adj + r0, mr, w, c, yr, shl); break;
-          case 3: tile(g, 3, xr, adj + r0, mr, w, c, yr, shl); break;
-          case 2: tile(g, 2, xr, adj + r0, mr, w, c, yr, shl); break;
-          default: tile(g, 1, xr, adj + r0, mr, w, c, yr, shl); break;
-        }
-      }
-    }
+  if (!ch.rows) {
+    gemm_direct(g, rows, x, x_stride, y, y_stride, shl);
+    return;
+  }
+  for (size_t c0 = 0; c0 < rows; c0 += (size_t)ch.rows) {
+    const int nrows = rows - c0 < (size_t)ch.rows ? (int)(rows - c0) : ch.rows;
+    for (int r = 0; r < nrows; r++) to_u8(x + (c0 + (size_t)r) * x_stride, g->k, ch.kp, ch.u + (size_t)r * ch.kp);
+    chunk_run(g, &ch, nrows, y + c0 * y_stride, y_stride, shl);
+  }
+}
+
+void eb_q8_conv_avx512vnni(const eb_q8_gemm *g, const eb_conv_geom *cg, const int8_t *x, int32_t x_zp, size_t p0,
+                           size_t p1, int8_t *y) {
+  chunk_t ch;
+  chunk_init(&ch, g->k); /* k <= EB_Q8_CONV_MAX_K (q8.h): MR rows at least */
+  const int shl = g->rq.fast && any_shl(g->rq.lsh, g->ocp);
+  for (size_t c0 = p0; c0 < p1; c0 += (size_t)ch.rows) {
+    const int nrows = p1 - c0 < (size_t)ch.rows ? (int)(p1 - c0) : ch.rows;
+    eb_q8_im2col(cg, x, x_zp, c0, c0 + (size_t)nrows, (int8_t *)ch.u, (size_t)ch.kp, 1);
+    chunk_run(g, &ch, nrows, y + (c0 - p0) * (size_t)g->oc, (size_t)g->oc, shl);
   }
 }
