@@ -19,6 +19,11 @@ echo "== float and int8 layers against XNNPACK called directly; HetConv against 
 python3 "$ROOT/benchmarks/kernels_float/run.py" --threads "$THREADS"
 echo "== whole network: Bi-Real-18 against its float twin"
 python3 "$ROOT/benchmarks/networks/run.py" --threads "$THREADS"
+# Fashion-MNIST is a Debian package (MNIST comes from ../shared/data)
+if [ ! -d /usr/share/datasets/fashion-mnist ]; then
+  SUDO=""; if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then SUDO=sudo; fi
+  $SUDO apt-get install -y -q dataset-fashion-mnist >/dev/null
+fi
 echo "== post-training int8 against float and onnxruntime's static quantization (trains the models once:"
 echo "   about 45 minutes the first time, cached in build/int8-bench)"
 EDGEBNN_DATA="${EDGEBNN_DATA:-$ROOT/../shared/data}" python3 "$ROOT/benchmarks/int8/run.py"

@@ -19,14 +19,17 @@ and the latency of one inference, 1 thread, medians of interleaved runs. A Mobil
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
+# one thread for NumPy's BLAS too: its idle pool spins and slows both engines on a 2-core machine
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -66,8 +69,12 @@ def ort_int8(model, example, calib: np.ndarray, d: Path):
     return {"float": ort_session(f32), "int8": ort_session(q)}, q.stat().st_size
 
 
+def predictions(fn, x: np.ndarray) -> np.ndarray:
+    return np.array([int(np.argmax(fn(x[i:i + 1]))) for i in range(len(x))])
+
+
 def accuracy(fn, x: np.ndarray, y: np.ndarray) -> float:
-    return float(np.mean([int(np.argmax(fn(x[i:i + 1]))) == y[i] for i in range(len(x))]))
+    return float(np.mean(predictions(fn, x) == y))
 
 
 def latency(fns: dict, x: np.ndarray, rounds: int = 15, reps: int = 20) -> dict[str, float]:
@@ -106,25 +113,35 @@ def engines(model, example, calib, d: Path, log, tolerance=0.1):
     return fns, rep, ort_bytes
 
 
-def accuracy_over_sets(model, xtr, xt, yte, n: int, sets: int, log) -> dict[str, list[float]]:
+def accuracy_over_sets(model, xtr, xt, yte, n: int, sets: int, log) -> dict[str, dict[str, list[float]]]:
     """int8 accuracy of edgebnn and of onnxruntime for each of `sets` disjoint calibration sets of n
-    training images: one set's result is within noise of a few test images, a spread is not."""
+    training images: one set's result is within noise of a few test images, a spread is not. Also
+    counts the test images whose int8 prediction differs from the float model's ("flips"): accuracy
+    can gain or lose by chance, a flip is always error the quantization made."""
     from edgebnn import Runtime
     from edgebnn.converters import convert
     from edgebnn.nn.training import to_input
 
-    acc = {"edgebnn int8": [], "onnxruntime int8": []}
+    with torch.no_grad():
+        want = model(torch.as_tensor(xt)).argmax(1).numpy()
+    res = {e: {"acc": [], "flips": []} for e in ("edgebnn int8", "edgebnn int8 mse", "onnxruntime int8")}
     for k in range(sets):
         calib = to_input(xtr[k * n:(k + 1) * n], (1, 28, 28)).numpy()
         example = torch.as_tensor(calib[:1])
         with tempfile.TemporaryDirectory() as td:
-            q = Path(td) / "int8.ebnn"
-            convert(model, example_input=example, output=q, int8={"calibration": calib})
+            got = {}
+            for e, method in (("edgebnn int8", "minmax"), ("edgebnn int8 mse", "mse")):
+                q = Path(td) / f"int8-{method}.ebnn"
+                convert(model, example_input=example, output=q, int8={"calibration": calib, "method": method})
+                got[e] = predictions(Runtime(q, threads=1).run, xt)
             ort = ort_session(ort_static_int8(model, example, calib, Path(td))[1])
-            acc["edgebnn int8"].append(accuracy(Runtime(q, threads=1).run, xt, yte))
-            acc["onnxruntime int8"].append(accuracy(lambda x: ort.run(None, {"x": x})[0], xt, yte))
-        log(f"    calibration set {k}: " + ", ".join(f"{e} {100 * v[-1]:.2f} %" for e, v in acc.items()))
-    return acc
+            got["onnxruntime int8"] = predictions(lambda x: ort.run(None, {"x": x})[0], xt)
+        for e, p in got.items():
+            res[e]["acc"].append(float(np.mean(p == yte)))
+            res[e]["flips"].append(int(np.sum(p != want)))
+        log(f"    calibration set {k}: " + ", ".join(f"{e} {100 * v['acc'][-1]:.2f} % ({v['flips'][-1]} flips)"
+                                                    for e, v in res.items()))
+    return res
 
 
 def main(argv=None) -> int:
@@ -179,14 +196,20 @@ def main(argv=None) -> int:
         print()
         print(f"int8 accuracy over {args.calibration_sets} disjoint calibration sets of {args.calibration} training "
               f"images (mean, sample standard deviation, min-max):")
-        print("| dataset | model | float % | edgebnn int8 % | onnxruntime int8 % | edgebnn - onnxruntime, mean | "
-              "sets edgebnn >= onnxruntime |")
-        print("| --- | --- | --- | --- | --- | --- | --- |")
-        for ds, name, f32, acc in set_rows:
-            ours, ort = (100 * np.asarray(acc[k]) for k in ("edgebnn int8", "onnxruntime int8"))
+        print("edgebnn with min/max ranges (the default, as onnxruntime's MinMax) and with --calibration-method "
+              "mse; flips: test images whose int8 prediction differs from float's (mean over the sets).")
+        print("| dataset | model | float % | edgebnn int8 % | edgebnn int8 mse % | onnxruntime int8 % | "
+              "edgebnn - onnxruntime, mean: minmax / mse | sets edgebnn >= onnxruntime: minmax / mse | "
+              "flips: edgebnn / mse / onnxruntime |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        engines_ = ("edgebnn int8", "edgebnn int8 mse", "onnxruntime int8")
+        for ds, name, f32, res in set_rows:
+            ours, mse, ort = (100 * np.asarray(res[k]["acc"]) for k in engines_)
+            flips = " / ".join(f"{np.mean(res[k]['flips']):.1f}" for k in engines_)
             cell = lambda a: f"{a.mean():.2f} +- {a.std(ddof=1):.2f} ({a.min():.2f}-{a.max():.2f})"  # noqa: E731
-            print(f"| {ds} | {name} | {100 * f32:.2f} | {cell(ours)} | {cell(ort)} | {(ours - ort).mean():+.3f} | "
-                  f"{int((ours >= ort).sum())} of {len(ours)} |")
+            print(f"| {ds} | {name} | {100 * f32:.2f} | {cell(ours)} | {cell(mse)} | {cell(ort)} | "
+                  f"{(ours - ort).mean():+.3f} / {(mse - ort).mean():+.3f} | "
+                  f"{int((ours >= ort).sum())} / {int((mse >= ort).sum())} of {len(ours)} | {flips} |")
 
     if not args.no_big:
         from edgebnn.zoo import create
