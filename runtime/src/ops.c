@@ -526,6 +526,20 @@ static int get_bit(const uint64_t *w, size_t row_words, size_t row, size_t col) 
 static void reshape_bits(const eb_tensor *x, const eb_tensor *y, const uint64_t *src, uint64_t *dst) {
   size_t cx = (size_t)x->dims[x->ndim - 1], cy = (size_t)y->dims[y->ndim - 1];
   size_t wx = eb_words(cx), wy = eb_words(cy);
+  if (cx % 64 == 0) {
+    /* x's rows fill whole words, so its bits are one dense stream: each row of y is the run
+     * of cy bits from bit r * cy on, copied a word at a time (a flatten before a binary FC,
+     * which bit by bit cost more than the FC itself) */
+    const size_t nwords = x->count / 64;
+    for (size_t r = 0; r < x->count / cy; r++)
+      for (size_t w = 0; w < wy; w++) {
+        const size_t b = r * cy + 64 * w, q = b / 64, sh = b % 64, left = cy - 64 * w;
+        uint64_t v = src[q] >> sh;
+        if (sh && q + 1 < nwords) v |= src[q + 1] << (64 - sh);
+        dst[r * wy + w] = left < 64 ? v & (((uint64_t)1 << left) - 1) : v;
+      }
+    return;
+  }
   memset(dst, 0, y->nbytes);
   for (size_t i = 0; i < x->count; i++)
     if (get_bit(src, wx, i / cx, i % cx)) dst[(i / cy) * wy + (i % cy) / 64] |= (uint64_t)1 << ((i % cy) % 64);

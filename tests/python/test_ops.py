@@ -235,6 +235,21 @@ def test_sign_pack_unpack(tmp_path, c, with_thr):
     assert_exact(run(tmp_path, b, x), R.sign(x, thr))
 
 
+@pytest.mark.parametrize("shape,to", [((2, 3, 3, 64), (2, 576)), ((1, 2, 2, 128), (1, 8, 64)),
+                                      ((1, 3, 2, 64), (2, 6, 32)), ((1, 5, 64), (1, 4, 80)),
+                                      ((1, 3, 4, 10), (1, 120)), ((2, 3, 65), (2, 195))],
+                         ids=lambda v: "x".join(map(str, v)))
+def test_reshape_bits(tmp_path, shape, to):
+    # packed rows pad each to whole words: a reshape moves bits between words (word-aligned
+    # sources take the fast path)
+    rng = rng_for("reshape bits", shape, to)
+    x = f32(rng, *shape)
+    b = GraphBuilder()
+    xi = b.input("x", x.shape, dtype="f32")
+    b.output(b.unpack(b.reshape(b.sign_pack(xi), to)))
+    assert_exact(run(tmp_path, b, x), R.sign(x, None).reshape(to))
+
+
 # ---- binary convolution ---------------------------------------------------------------
 
 # (n, ih, iw, ic, oc, kernel, strides, dilations, padding)
