@@ -279,15 +279,20 @@ static inline void dw_col(const dw_cols *s, const dw_blk *k, int ix, __m512i *r0
   *r2 = in && s->rv[2] ? dw_tap(s->x + o + 2 * s->row, k->m) : k->zp;
 }
 
+/* The 3x3 row kernels' view of input rows iy0..iy0+2 of image xb for block k. */
+static void dw_cols_init(dw_cols *s, const eb_conv_geom *g, const dw_blk *k, const int8_t *xb, int iy0) {
+  s->row = (ptrdiff_t)g->iw * g->ic;
+  s->col = g->ic;
+  s->iw = g->iw;
+  s->x = xb;
+  s->x0 = iy0 * s->row + k->c;
+  for (int ky = 0; ky < 3; ky++) s->rv[ky] = iy0 + ky >= 0 && iy0 + ky < g->ih;
+}
+
 static void dw_row_s1_33(const eb_q8_dw *d, const dw_blk *k, const int8_t *xb, int iy0, int8_t *yrow) {
   const eb_conv_geom *g = &d->g;
   dw_cols s;
-  s.row = (ptrdiff_t)g->iw * g->ic;
-  s.col = g->ic;
-  s.iw = g->iw;
-  s.x = xb;
-  s.x0 = iy0 * s.row + k->c;
-  for (int ky = 0; ky < 3; ky++) s.rv[ky] = iy0 + ky >= 0 && iy0 + ky < g->ih;
+  dw_cols_init(&s, g, k, xb, iy0);
   __m512i w[10];
   for (int i = 0; i < 10; i++) w[i] = _mm512_loadu_si512(k->w + i);
   const __m512i b_lo = _mm512_loadu_si512(k->bias), b_hi = _mm512_loadu_si512(k->bias + EB_Q8_DW_HALF / 4);
@@ -320,12 +325,7 @@ static void dw_row_s1_33(const eb_q8_dw *d, const dw_blk *k, const int8_t *xb, i
 static void dw_row_s2_33(const eb_q8_dw *d, const dw_blk *k, const int8_t *xb, int iy0, int8_t *yrow) {
   const eb_conv_geom *g = &d->g;
   dw_cols s;
-  s.row = (ptrdiff_t)g->iw * g->ic;
-  s.col = g->ic;
-  s.iw = g->iw;
-  s.x = xb;
-  s.x0 = iy0 * s.row + k->c;
-  for (int ky = 0; ky < 3; ky++) s.rv[ky] = iy0 + ky >= 0 && iy0 + ky < g->ih;
+  dw_cols_init(&s, g, k, xb, iy0);
   __m512i w[10];
   for (int i = 0; i < 10; i++) w[i] = _mm512_loadu_si512(k->w + i);
   const __m512i b_lo = _mm512_loadu_si512(k->bias), b_hi = _mm512_loadu_si512(k->bias + EB_Q8_DW_HALF / 4);
