@@ -200,8 +200,10 @@ def _fill_from_host(dev: Device) -> None:
     # Peak per-core throughput from the widest vector unit the flags promise; a guess the
     # estimate labels as such (measure with `edgebnn profile MODEL --device host`).
     if "avx512f" in flags:
-        # VPOPCNTDQ: a 512-bit xor + popcount per cycle and more (benchmarks/kernels measures ~900)
-        binary = 1024 if "avx512_vpopcntdq" in flags else 512
+        # VPOPCNTDQ: a 512-bit xor + popcount per cycle and more (benchmarks/kernels measures ~900);
+        # without it (Skylake-SP, Cascade Lake) a nibble lookup: 6 uops per 8 words on 2 ports,
+        # 8/3 words = 341 binary ops per cycle at best (benchmarks/kernels measures ~250)
+        binary = 1024 if "avx512_vpopcntdq" in flags else 320
         dev.compute.update(fp32_flops_per_cycle=64, int8_ops_per_cycle=128, binary_ops_per_cycle=binary)
     elif "avx2" in flags and "fma" in flags:
         dev.compute.update(fp32_flops_per_cycle=32, int8_ops_per_cycle=64, binary_ops_per_cycle=256)

@@ -86,31 +86,67 @@ __attribute__((target("popcnt"))) static double peak_popcnt(void) { SCALAR_PEAK_
 #undef SUM
 
 #if defined(__x86_64__)
-__attribute__((target("avx2"))) static inline __m256i pc256(__m256i v, __m256i lut, __m256i low) {
-  const __m256i c = _mm256_add_epi8(_mm256_shuffle_epi8(lut, _mm256_and_si256(v, low)),
-                                    _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(v, 4), low)));
-  return _mm256_sad_epu8(c, _mm256_setzero_si256());
+/* The nibble-lookup ISAs count in bytes, as their kernels do: 31 words per byte
+ * counter (31 * 8 < 256), then one vpsadbw folds them into 64-bit lanes. */
+__attribute__((target("avx2"))) static inline __m256i pc256(__m256i b, __m256i v, __m256i lut, __m256i low) {
+  return _mm256_add_epi8(_mm256_add_epi8(b, _mm256_shuffle_epi8(lut, _mm256_and_si256(v, low))),
+                         _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(v, 4), low)));
 }
 
 __attribute__((target("avx2"))) static double peak_avx2(void) {
   const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1, 2,
                                        2, 3, 2, 3, 3, 4);
   const __m256i low = _mm256_set1_epi8(0x0f), w = _mm256_set1_epi64x(0x0123456789abcdefll);
-#define DECL(j) __m256i x##j = _mm256_set1_epi64x((long long)(0x9e3779b97f4a7c15ull * (j + 1))), a##j = _mm256_setzero_si256();
-#define STEP(j) __asm__ volatile("" : "+x"(x##j)); a##j = _mm256_add_epi64(a##j, pc256(_mm256_xor_si256(x##j, w), lut, low));
+#define DECL(j) __m256i x##j = _mm256_set1_epi64x((long long)(0x9e3779b97f4a7c15ull * (j + 1))), b##j = _mm256_setzero_si256(), a##j = _mm256_setzero_si256();
+#define STEP(j) __asm__ volatile("" : "+x"(x##j)); b##j = pc256(b##j, _mm256_xor_si256(x##j, w), lut, low);
+#define FOLD(j) a##j = _mm256_add_epi64(a##j, _mm256_sad_epu8(b##j, _mm256_setzero_si256())); b##j = _mm256_setzero_si256();
 #define SUM(j) _mm256_storeu_si256((__m256i *)l, a##j); s += l[0] + l[1] + l[2] + l[3];
   CH8(DECL)
-  const long iters = PEAK_ITERS / 2;
+  const long iters = PEAK_ITERS / 2 / 31;
   const double t0 = now_s();
-  for (long i = 0; i < iters; i++) { CH8(STEP) }
+  for (long i = 0; i < iters; i++) {
+    for (int k = 0; k < 31; k++) { CH8(STEP) }
+    CH8(FOLD)
+  }
   const double dt = now_s() - t0;
   uint64_t l[4], s = 0;
   CH8(SUM)
   sink = s;
 #undef DECL
 #undef STEP
+#undef FOLD
 #undef SUM
-  return (double)iters * 8 * 4 / dt;
+  return (double)iters * 31 * 8 * 4 / dt;
+}
+
+/* vpternlogq forms the nibbles of x ^ w in one op (the high ones from pre-shifted operands) */
+__attribute__((target("avx512f,avx512bw"))) static double peak_avx512bw(void) {
+  const __m512i lut = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4));
+  const __m512i low = _mm512_set1_epi8(0x0f), w = _mm512_set1_epi64(0x0123456789abcdefll);
+  const __m512i wh = _mm512_srli_epi16(w, 4);
+#define DECL(j) __m512i x##j = _mm512_set1_epi64((long long)(0x9e3779b97f4a7c15ull * (j + 1))), b##j = _mm512_setzero_si512(), a##j = _mm512_setzero_si512();
+#define STEP(j)                                                                                                  \
+  __asm__ volatile("" : "+v"(x##j));                                                                             \
+  b##j = _mm512_add_epi8(_mm512_add_epi8(b##j, _mm512_shuffle_epi8(lut, _mm512_ternarylogic_epi64(x##j, w, low, 0x28))), \
+                         _mm512_shuffle_epi8(lut, _mm512_ternarylogic_epi64(_mm512_srli_epi16(x##j, 4), wh, low, 0x28)));
+#define FOLD(j) a##j = _mm512_add_epi64(a##j, _mm512_sad_epu8(b##j, _mm512_setzero_si512())); b##j = _mm512_setzero_si512();
+#define SUM(j) s += (uint64_t)_mm512_reduce_add_epi64(a##j);
+  CH8(DECL)
+  const long iters = PEAK_ITERS / 4 / 31;
+  const double t0 = now_s();
+  for (long i = 0; i < iters; i++) {
+    for (int k = 0; k < 31; k++) { CH8(STEP) }
+    CH8(FOLD)
+  }
+  const double dt = now_s() - t0;
+  uint64_t s = 0;
+  CH8(SUM)
+  sink = s;
+#undef DECL
+#undef STEP
+#undef FOLD
+#undef SUM
+  return (double)iters * 31 * 8 * 8 / dt;
 }
 
 __attribute__((target("avx512f,avx512vpopcntdq"))) static double peak_avx512(void) {
@@ -162,6 +198,7 @@ static double peak_once(const char *isa) {
 #if defined(__x86_64__)
   if (!strcmp(isa, "popcnt")) return peak_popcnt();
   if (!strcmp(isa, "avx2")) return peak_avx2();
+  if (!strcmp(isa, "avx512bw")) return peak_avx512bw();
   if (!strcmp(isa, "avx512")) return peak_avx512();
 #endif
 #if defined(__aarch64__) || (defined(__ARM_NEON) && defined(__arm__))
@@ -240,27 +277,31 @@ int main(int argc, char **argv) {
   }
   printf("\nMachine peak (best ISA): %.1f binary GOPS per core.\n\n", machine_peak * 128 / 1e9);
 
-  /* Bi-Real / ResNet-18 binary 3x3 convs (batch 1, stride 1, pad 1) and a 4096x4096 FC */
-  static const int SHAPES[][2] = {{56, 64}, {28, 128}, {14, 256}, {7, 512}};
-  const int n_layers = 5;
-  double t_ref[5], t_var[5][16], t_thr[5], t_bref[5], t_bits[5][16];
-  const char *names[5];
-  char label[5][64];
-  double bops[5];
+  /* Bi-Real / ResNet-18 binary 3x3 convs (batch 1, stride 1, pad 1), BinaryNet's two
+   * (zoo binarynet_cnn on 28x28: 9 words per pixel, small maps, many border pixels)
+   * and a 4096x4096 FC */
+  static const int SHAPES[][3] = {{56, 64, 64}, {28, 128, 128}, {14, 256, 256}, {7, 512, 512}, {14, 32, 64}, {7, 64, 64}};
+  enum { N_CONV = sizeof SHAPES / sizeof SHAPES[0], N_LAYERS = N_CONV + 1 };
+  const int n_layers = N_LAYERS;
+  double t_ref[N_LAYERS], t_var[N_LAYERS][16], t_thr[N_LAYERS], t_bref[N_LAYERS], t_bits[N_LAYERS][16];
+  const char *names[N_LAYERS];
+  char label[N_LAYERS][64];
+  double bops[N_LAYERS];
   for (int L = 0; L < n_layers; L++) {
     layer_ctx c;
     memset(&c, 0, sizeof c);
     size_t nacc;
     int oc, taps, ic;
-    if (L < 4) {
-      const int hw = SHAPES[L][0], ch = SHAPES[L][1];
-      c.g = (eb_conv_geom){1, hw, hw, ch, hw, hw, ch, 3, 3, 1, 1, 1, 1, 1, 1, 1};
-      c.x = random_bits((size_t)hw * hw, ch);
-      c.w = random_bits((size_t)ch * 9, ch);
-      nacc = (size_t)hw * hw * ch;
-      oc = ch, taps = 9, ic = ch;
-      bops[L] = 2.0 * hw * hw * ch * 9.0 * ch;
-      snprintf(label[L], sizeof label[L], "conv3x3 %dx%dx%d", hw, hw, ch);
+    if (L < N_CONV) {
+      const int hw = SHAPES[L][0], ci = SHAPES[L][1], co = SHAPES[L][2];
+      c.g = (eb_conv_geom){1, hw, hw, ci, hw, hw, co, 3, 3, 1, 1, 1, 1, 1, 1, 1};
+      c.x = random_bits((size_t)hw * hw, ci);
+      c.w = random_bits((size_t)co * 9, ci);
+      nacc = (size_t)hw * hw * co;
+      oc = co, taps = 9, ic = ci;
+      bops[L] = 2.0 * hw * hw * co * 9.0 * ci;
+      if (ci == co) snprintf(label[L], sizeof label[L], "conv3x3 %dx%dx%d", hw, hw, ci);
+      else snprintf(label[L], sizeof label[L], "conv3x3 %dx%dx%d->%d", hw, hw, ci, co);
     } else {
       c.fc_n = 1, c.fc_k = 4096, c.fc_o = 4096;
       c.x = random_bits(1, 4096);

@@ -25,6 +25,7 @@ static const eb_bin_kernels ALL[] = {
 #if defined(EB_HAVE_X86_KERNELS)
     VARIANT(popcnt, "popcnt"),
     VARIANT(avx2, "avx2"),
+    VARIANT(avx512bw, "avx512bw"),
     VARIANT(avx512, "avx512"),
 #endif
 #if defined(EB_HAVE_NEON_KERNELS)
@@ -38,10 +39,11 @@ static int cpu_has(const char *name) {
   /* libgcc fills the CPU model in a constructor; these only read it */
   if (!strcmp(name, "popcnt")) return __builtin_cpu_supports("popcnt");
   if (!strcmp(name, "avx2")) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt");
-  if (!strcmp(name, "avx512"))
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vpopcntdq") &&
-           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-           __builtin_cpu_supports("avx512dq");
+  /* avx512bw: AVX-512 without a vector popcount (Skylake-SP, Cascade Lake); avx512 adds VPOPCNTDQ */
+  if (!strcmp(name, "avx512bw"))
+    return cpu_has("avx2") && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+  if (!strcmp(name, "avx512")) return cpu_has("avx512bw") && __builtin_cpu_supports("avx512vpopcntdq");
 #endif
 #if defined(EB_HAVE_NEON_KERNELS)
   if (!strcmp(name, "neon")) {

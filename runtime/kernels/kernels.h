@@ -60,7 +60,7 @@ enum { EB_POST_CLAMP = 1, EB_POST_AFFINE = 2 };
 #define EB_FMAX_TAPS 64
 
 typedef struct eb_bin_kernels_s {
-  const char *name; /* reported by eb_op_backend: "ref", "scalar", "popcnt", "avx2", "avx512", "neon" */
+  const char *name; /* reported by eb_op_backend: "ref", "scalar", "popcnt", "avx2", "avx512bw", "avx512", "neon" */
   /* 0 for ref: the op layer calls the whole-op eb_ref_* functions (one thread,
    * unpacked weights). 1: the entry points below, on bpack weights. */
   int packed;
@@ -117,6 +117,7 @@ EB_DECLARE_BIN_VARIANT(scalar)
 #if defined(EB_HAVE_X86_KERNELS)
 EB_DECLARE_BIN_VARIANT(popcnt)
 EB_DECLARE_BIN_VARIANT(avx2)
+EB_DECLARE_BIN_VARIANT(avx512bw)
 EB_DECLARE_BIN_VARIANT(avx512)
 #endif
 #if defined(EB_HAVE_NEON_KERNELS)

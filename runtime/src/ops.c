@@ -541,8 +541,13 @@ static void reshape_bits(const eb_tensor *x, const eb_tensor *y, const uint64_t 
     return;
   }
   memset(dst, 0, y->nbytes);
-  for (size_t i = 0; i < x->count; i++)
-    if (get_bit(src, wx, i / cx, i % cx)) dst[(i / cy) * wy + (i % cy) / 64] |= (uint64_t)1 << ((i % cy) % 64);
+  /* bit by bit, the output position stepped rather than divided per bit */
+  size_t ry = 0, cyi = 0;
+  for (size_t r = 0; r < x->count / cx; r++)
+    for (size_t c = 0; c < cx; c++) {
+      if (get_bit(src, wx, r, c)) dst[ry * wy + cyi / 64] |= (uint64_t)1 << (cyi % 64);
+      if (++cyi == cy) cyi = 0, ry++;
+    }
 }
 
 #define PTR(i) (nd->in[i] >= 0 ? s->ptr[nd->in[i]] : NULL)

@@ -26,12 +26,15 @@ static uint64_t rnd64(void) { /* xorshift64*: deterministic across targets */
 static int rnd(int n) { return (int)(rnd64() % (uint64_t)n); }
 
 /* Random rows of c +-1 values as int8 and as BIT1 words (padding bits zero). */
+/* Values of random_bits: < 0 random signs, 0 all +1, 1 all -1. */
+static int bits_fill = -1;
+
 static void random_bits(size_t rows, int c, int8_t *v, uint64_t *packed) {
   const size_t wpr = eb_words((size_t)c);
   memset(packed, 0, rows * wpr * sizeof *packed);
   for (size_t r = 0; r < rows; r++)
     for (int j = 0; j < c; j++) {
-      const int neg = (int)(rnd64() >> 63);
+      const int neg = bits_fill < 0 ? (int)(rnd64() >> 63) : bits_fill;
       v[r * (size_t)c + (size_t)j] = neg ? -1 : 1;
       if (neg) packed[r * wpr + (size_t)j / 64] |= (uint64_t)1 << (unsigned)(j % 64);
     }
@@ -230,11 +233,11 @@ static eb_conv_geom random_geom(int ic, int stride, int dil, int max_oc) {
   return g;
 }
 
-static void check_bconv(eb_conv_geom g, int pad_value);
+static void check_bconv(eb_conv_geom g, int pad_value, int saturate);
 
 static void test_bconv_case(int ic, int stride, int dil, int pad_value) {
   /* up to 70 channels: one and several 32-channel groups, with tails */
-  check_bconv(random_geom(ic, stride, dil, rnd(4) ? 9 : 70), pad_value);
+  check_bconv(random_geom(ic, stride, dil, rnd(4) ? 9 : 70), pad_value, 0);
 }
 
 /* Grouped convs (LCE emits them): channels per group that start mid-word (ref
@@ -251,7 +254,7 @@ static void test_bconv_groups(void) {
           eb_conv_geom g = random_geom(CASES[i][0] * CASES[i][1], stride, dil, 1);
           g.groups = CASES[i][0];
           g.oc = CASES[i][0] * CASES[i][2];
-          check_bconv(g, pv);
+          check_bconv(g, pv, 0);
         }
 }
 
@@ -262,11 +265,35 @@ static void test_bconv_big_window(void) {
     eb_conv_geom g = {1, 10, 11, 65, 0, 0, 40, 9, 8, 1, 2, 1, 1, 4, 3, 1}; /* pads 4,3 top/left, 2,5 bottom/right */
     g.oh = (g.ih + g.pt + 2 - ((g.kh - 1) * g.dh + 1)) / g.sh + 1;
     g.ow = (g.iw + g.pl + 5 - ((g.kw - 1) * g.dw + 1)) / g.sw + 1;
-    check_bconv(g, pv);
+    check_bconv(g, pv, 0);
   }
 }
 
-static void check_bconv(eb_conv_geom g, int pad_value) {
+/* Every output channel count 1..130 (whole and partial register tiles, 64-channel
+ * output words) on BinaryNet's shape: 3x3, pad 1, 32 input channels = 9 words per pixel. */
+static void test_bconv_channels(void) {
+  for (int oc = 1; oc <= 130; oc++) {
+    eb_conv_geom g = {1, 6, 7, 32, 6, 7, oc, 3, 3, 1, 1, 1, 1, 1, 1, 1};
+    check_bconv(g, oc % 2, 0);
+  }
+}
+
+/* Every input bit against the opposite weight bit: each word step adds the most it
+ * can (8) to every byte of a byte-counting variant (avx2, avx512bw), so a counter held
+ * one step past its limit would wrap. Reductions from 1 word to far past that limit,
+ * in one tap (1x1, FC-like) and over many taps, through tap pointers (borders) and rows. */
+static void test_bconv_saturated(void) {
+  static const int IC[] = {1, 64, 65, 64 * 30 + 1, 64 * 31, 64 * 31 + 1, 64 * 62 + 5};
+  for (size_t i = 0; i < sizeof IC / sizeof IC[0]; i++)
+    for (int k = 1; k <= 3; k += 2)
+      for (int pv = 0; pv <= 1; pv++) {
+        eb_conv_geom g = {1, 4, 5, IC[i], 4, 5, 1 + rnd(70), k, k, 1, 1, 1, 1, k / 2, k / 2, 1};
+        check_bconv(g, pv, 1);
+      }
+}
+
+/* saturate: x all +1 and w all -1 (test_bconv_saturated), else random signs. */
+static void check_bconv(eb_conv_geom g, int pad_value, int saturate) {
   const int ic = g.ic, icg = ic / g.groups, pb = 0, pr = 0; /* pb, pr only reported: the caller drew them */
   const size_t wpr = eb_words((size_t)ic), wprg = eb_words((size_t)icg);
   const size_t xpix = (size_t)g.n * g.ih * g.iw, taps = (size_t)g.oc * g.kh * g.kw;
@@ -274,8 +301,11 @@ static void check_bconv(eb_conv_geom g, int pad_value) {
   int8_t *xv = malloc(xpix * ic), *wv = malloc(taps * icg);
   uint64_t *xb = malloc(xpix * wpr * 8), *wb = malloc(taps * wprg * 8);
   int32_t *want = malloc(nacc * 4), *ref = malloc(nacc * 4), *got = malloc(nacc * 4);
+  bits_fill = saturate ? 0 : -1;
   random_bits(xpix, ic, xv, xb);
+  bits_fill = saturate ? 1 : -1;
   random_bits(taps, icg, wv, wb);
+  bits_fill = -1;
   naive_bconv(&g, pad_value, xv, wv, want);
   memset(ref, 0x5a, nacc * 4);
   eb_ref_bconv2d_acc(&g, pad_value, xb, wb, ref);
@@ -650,6 +680,8 @@ int main(void) {
         for (int pv = 0; pv <= 1; pv++)
           for (int rep = 0; rep < 3; rep++) test_bconv_case(CHANNELS[c], stride, dil, pv);
   test_bconv_big_window();
+  test_bconv_channels();
+  test_bconv_saturated();
   test_bconv_groups();
   for (int c = 0; c < N_CH; c++)
     for (int rep = 0; rep < 4; rep++) test_bfc_case(CHANNELS[c] * (1 + rep % 2));

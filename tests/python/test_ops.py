@@ -697,6 +697,19 @@ def test_reshape_flatten(tmp_path):
     assert_exact(run(tmp_path, b, x), x.reshape(2, 60))
 
 
+# BIT1 reshapes: rows padded to whole words on either side (bit by bit), or on neither
+# (64-channel multiples, BinaryNet's flatten before its binary FC: the words themselves)
+@pytest.mark.parametrize("c,shape", [(64, (2, 192)), (128, (2, 3, 128)), (5, (2, 15)), (64, (4, 96)),
+                                     (65, (2, 195)), (130, (12, 65))], ids=str)
+def test_reshape_bits_rows(tmp_path, c, shape):
+    rng = rng_for("reshape_bits", c, shape)
+    x = f32(rng, 2, 3, 1, c)
+    b = GraphBuilder()
+    xi = b.input("x", x.shape, dtype="f32")
+    b.output(b.unpack(b.reshape(b.sign_pack(xi), shape)))
+    assert_exact(run(tmp_path, b, x), R.sign(x, None).reshape(shape))
+
+
 # ---- int8 -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("scale,zp", [(0.1, 3), (0.05, -7), (0.5, 0), (1.0, 127)],

@@ -12,6 +12,17 @@
  *   EB_VA_XOR(a,x,w)   a + popcount(x ^ w) per lane;  EB_VA_AND(a,x,w): x & w
  *   EB_VA_FLUSH(a,dst) dst[0..EB_VL) += the lane counts (uint32)
  *   EB_MAX_STEPS       words an accumulator can take before it must be flushed
+ * and, optionally, for an ISA without a vector popcount instruction (AVX2, AVX-512BW:
+ * a nibble lookup per byte), byte counters that put off the horizontal byte sum:
+ *   eb_vb              byte counters, one per byte of a data vector
+ *   EB_VB_STEPS        steps a byte counter takes before it must be folded (each step
+ *                      adds at most 8 to a byte: 31 steps <= 248 fit in 8 bits)
+ *   EB_VB_ZERO()       zero byte counters
+ *   EB_VD_HI(v)        the form of a data vector EB_VB_XOR wants for its high nibbles
+ *                      (v >> 4, or v itself), made once per loaded vector, not per xor
+ *   EB_VB_XOR(b,x,xh,w,wh)  b + per-byte popcount(x ^ w), xh/wh = EB_VD_HI(x/w);
+ *                      EB_VB_AND likewise for x & w
+ *   EB_VA_ADDB(a,b)    a + the sum of the bytes of each 64-bit lane of b (vpsadbw)
  * and optionally EB_FMAX64(taps, nt, c0, y): 64 channels of a float max pool window
  * (maxpool_f32_tile) in registers, and EB_PACK64(x, thr) / EB_BITS64(acc, thr, dir) for one full
  * output word of SIGN_PACK / the thresholded output stage, and
@@ -105,6 +116,78 @@ typedef struct {
     }                                                                                                         \
   } while (0)
 
+#if defined(EB_VB_STEPS)
+/* EB_STEP on byte counters: the high-nibble forms of the weights are made once per
+ * step and those of an input word once per pixel, each reused by the whole row or
+ * column of the register tile. */
+#define EB_STEPB(k)                                                                                           \
+  do {                                                                                                        \
+    eb_vd w[EB_NW], wh[EB_NW];                                                                                \
+    EB_UNROLL for (int j = 0; j < EB_NW; ++j) {                                                               \
+      w[j] = EB_VD_LOAD(wt + (size_t)(j / EB_NV) * bstride + (k) * 8 + (size_t)(j % EB_NV) * EB_VL);          \
+      wh[j] = EB_VD_HI(w[j]);                                                                                 \
+    }                                                                                                         \
+    EB_UNROLL for (int p = 0; p < P; ++p) {                                                                   \
+      const eb_vd b = EB_VD_BCAST(xp[p][k]), bh = EB_VD_HI(b);                                                \
+      EB_UNROLL for (int j = 0; j < EB_NW; ++j) bacc[p][j] = and_op                                           \
+                                                   ? EB_VB_AND(bacc[p][j], b, bh, w[j], wh[j])                \
+                                                   : EB_VB_XOR(bacc[p][j], b, bh, w[j], wh[j]);               \
+    }                                                                                                         \
+  } while (0)
+
+/* The tap pointers of tap t (as EB_ISA(core) reads them). */
+#define EB_TAP_XP(t)                                                                                          \
+  const uint64_t *wt = wb + (size_t)(t) * wpr * 8;                                                            \
+  const uint64_t *xp[EB_P];                                                                                   \
+  if (ptrs) {                                                                                                 \
+    EB_UNROLL for (int p = 0; p < P; ++p) xp[p] = ptrs[(t) * EB_P + p];                                       \
+  } else {                                                                                                    \
+    EB_UNROLL for (int p = 0; p < P; ++p) xp[p] = base + (size_t)(t) * tstep + (size_t)p * pstep;             \
+  }
+
+/* The counting loop of EB_ISA(core) on byte counters: acc = the 64-bit lane counts.
+ * shortk (nt*wpr <= EB_VB_STEPS, checked by the caller): one vpsadbw per counter at the
+ * end and no 64-bit accumulators during the loop (the register tile is half the size);
+ * else the byte counters are folded into acc every EB_VB_STEPS steps, so no byte ever
+ * holds more than 8*EB_VB_STEPS < 256 and the sums are exact. */
+EB_INLINE void EB_ISA(count_bytes)(const int P, const int and_op, const int shortk, int nt, size_t wpr,
+                                   const uint64_t *const *ptrs, const uint64_t *base, size_t tstep, size_t pstep,
+                                   const uint64_t *wb, size_t bstride, eb_va (*acc)[EB_NW]) {
+  eb_vb bacc[EB_P][EB_NW];
+  EB_UNROLL for (int p = 0; p < P; ++p) EB_UNROLL for (int j = 0; j < EB_NW; ++j) bacc[p][j] = EB_VB_ZERO();
+  if (shortk) {
+    for (int t = 0; t < nt; ++t) {
+      EB_TAP_XP(t)
+      for (size_t k = 0; k < wpr; ++k) EB_STEPB(k);
+    }
+    EB_UNROLL for (int p = 0; p < P; ++p) EB_UNROLL for (int j = 0; j < EB_NW; ++j)
+      acc[p][j] = EB_VA_ADDB(EB_VA_ZERO(), bacc[p][j]);
+    return;
+  }
+  EB_UNROLL for (int p = 0; p < P; ++p) EB_UNROLL for (int j = 0; j < EB_NW; ++j) acc[p][j] = EB_VA_ZERO();
+  size_t used = 0;
+  for (int t = 0; t < nt; ++t) {
+    EB_TAP_XP(t)
+    size_t k = 0;
+    while (k < wpr) {
+      if (used == (size_t)EB_VB_STEPS) {
+        EB_UNROLL for (int p = 0; p < P; ++p) EB_UNROLL for (int j = 0; j < EB_NW; ++j) {
+          acc[p][j] = EB_VA_ADDB(acc[p][j], bacc[p][j]);
+          bacc[p][j] = EB_VB_ZERO();
+        }
+        used = 0;
+      }
+      const size_t room = (size_t)EB_VB_STEPS - used;
+      const size_t end = wpr - k > room ? k + room : wpr;
+      used += end - k;
+      for (; k < end; ++k) EB_STEPB(k);
+    }
+  }
+  EB_UNROLL for (int p = 0; p < P; ++p) EB_UNROLL for (int j = 0; j < EB_NW; ++j)
+    acc[p][j] = EB_VA_ADDB(acc[p][j], bacc[p][j]);
+}
+#endif
+
 /* cnt[p][j] += sum over taps t < nt and words k of popcount(op(ptrs[t][p][k], w)),
  * w the EB_OG channels' word k of tap t. P, and_op and fuse are constants at
  * every call, so the accumulator array lives in registers.
@@ -113,12 +196,16 @@ typedef struct {
  * registers: bit c = (cnt_c > lim[p][c]) ^ (bit c of neg) (see conv_tile). */
 /* ptrs NULL: tap t of pixel p is at base + t*tstep + p*pstep (a block inside the
  * input, no pointer array to build and read back). */
-EB_INLINE void EB_ISA(core)(const int P, const int and_op, const int fuse, int nt, size_t wpr,
+EB_INLINE void EB_ISA(core)(const int P, const int and_op, const int fuse, const int shortk, int nt, size_t wpr,
                             const uint64_t *const *ptrs, const uint64_t *base, size_t tstep, size_t pstep,
                             const uint64_t *wb, size_t bstride, uint32_t (*cnt)[EB_OG],
                             const uint64_t *const *lim, uint32_t neg, uint32_t *obits,
                             const EB_ISA(f32_stage) *fe) {
   eb_va acc[EB_P][EB_NW];
+#if defined(EB_VB_STEPS)
+  EB_ISA(count_bytes)(P, and_op, shortk, nt, wpr, ptrs, base, tstep, pstep, wb, bstride, acc);
+#else
+  (void)shortk;
   EB_UNROLL for (int p = 0; p < P; ++p) EB_UNROLL for (int j = 0; j < EB_NW; ++j) acc[p][j] = EB_VA_ZERO();
   size_t used = 0;
   for (int t = 0; t < nt; ++t) {
@@ -149,6 +236,7 @@ EB_INLINE void EB_ISA(core)(const int P, const int and_op, const int fuse, int n
       for (; k < end; ++k) EB_STEP(k);
     }
   }
+#endif
 #if defined(EB_F32_EPI)
   if (fuse == 2) { /* float output: stored from the registers, sign bits returned */
     /* a local copy: the float stores cannot alias it, so its fields stay in registers */
@@ -187,10 +275,23 @@ EB_INLINE void EB_ISA(core)(const int P, const int and_op, const int fuse, int n
     EB_VA_FLUSH(acc[p][j], &cnt[p][j * EB_VL]);
 }
 
+/* One core instantiation; byte-counting ISAs have a second one for short reductions. */
+#if defined(EB_VB_STEPS)
+#define EB_CORE_CALL(n, a, f)                                                                                 \
+  do {                                                                                                        \
+    if ((size_t)nt * wpr <= (size_t)EB_VB_STEPS)                                                              \
+      EB_ISA(core)(n, a, f, 1, nt, wpr, ptrs, base, tstep, pstep, wb, bstride, cnt, lim, neg, obits, fe);     \
+    else                                                                                                      \
+      EB_ISA(core)(n, a, f, 0, nt, wpr, ptrs, base, tstep, pstep, wb, bstride, cnt, lim, neg, obits, fe);     \
+  } while (0)
+#else
+#define EB_CORE_CALL(n, a, f)                                                                                 \
+  EB_ISA(core)(n, a, f, 0, nt, wpr, ptrs, base, tstep, pstep, wb, bstride, cnt, lim, neg, obits, fe)
+#endif
 #if defined(EB_VA_GT)
 #define EB_CORE_FUSED(n)                                                                                      \
   if (fuse == 1) {                                                                                            \
-    EB_ISA(core)(n, 0, 1, nt, wpr, ptrs, base, tstep, pstep, wb, bstride, cnt, lim, neg, obits, fe);          \
+    EB_CORE_CALL(n, 0, 1);                                                                                    \
     break;                                                                                                    \
   }
 #else
@@ -199,7 +300,7 @@ EB_INLINE void EB_ISA(core)(const int P, const int and_op, const int fuse, int n
 #if defined(EB_F32_EPI)
 #define EB_CORE_FUSED_F32(n)                                                                                  \
   if (fuse == 2) {                                                                                            \
-    EB_ISA(core)(n, 0, 2, nt, wpr, ptrs, base, tstep, pstep, wb, bstride, cnt, lim, neg, obits, fe);          \
+    EB_CORE_CALL(n, 0, 2);                                                                                    \
     break;                                                                                                    \
   }
 #else
@@ -209,8 +310,8 @@ EB_INLINE void EB_ISA(core)(const int P, const int and_op, const int fuse, int n
   case n:                                                                                                     \
     EB_CORE_FUSED(n)                                                                                          \
     EB_CORE_FUSED_F32(n)                                                                                      \
-    if (and_op) EB_ISA(core)(n, 1, 0, nt, wpr, ptrs, base, tstep, pstep, wb, bstride, cnt, lim, neg, obits, fe); \
-    else EB_ISA(core)(n, 0, 0, nt, wpr, ptrs, base, tstep, pstep, wb, bstride, cnt, lim, neg, obits, fe);     \
+    if (and_op) EB_CORE_CALL(n, 1, 0);                                                                        \
+    else EB_CORE_CALL(n, 0, 0);                                                                               \
     break;
 
 /* One instantiation per pixel count, so a row's last few pixels cost only their share. */
@@ -285,23 +386,48 @@ static void EB_ISA(tap_ptrs_inside)(const eb_conv_geom *g, const uint64_t *x, si
   }
 }
 
-/* Bit t set for each tap t < 64 of output pixel (oy, ox) in the padding. */
-static uint64_t EB_ISA(pad_taps)(const eb_conv_geom *g, int oy, int ox) {
-  uint64_t key = 0;
-  int t = 0;
+/* The padding class of a border pixel: which window rows and which window columns
+ * fall in the padding (bit ky of the high half, bit kx of the low half; kh, kw <= 32,
+ * EB_KEYED). Pixels of one class have the same padding taps, so the same correction.
+ * The row half is made once per output row, the column half per pixel. */
+#define EB_KEYED(g) ((g)->kh <= 32 && (g)->kw <= 32)
+static uint64_t EB_ISA(pad_key_row)(const eb_conv_geom *g, int oy) {
+  uint64_t m = 0;
   for (int ky = 0; ky < g->kh; ++ky) {
-    const int iy = oy * g->sh - g->pt + ky * g->dh, rin = iy >= 0 && iy < g->ih;
-    for (int kx = 0; kx < g->kw; ++kx, ++t) {
-      const int ix = ox * g->sw - g->pl + kx * g->dw;
-      key |= (uint64_t)!(rin && ix >= 0 && ix < g->iw) << (unsigned)(t & 63);
-    }
+    const int iy = oy * g->sh - g->pt + ky * g->dh;
+    m |= (uint64_t)(iy < 0 || iy >= g->ih) << (unsigned)(32 + ky);
   }
-  return key;
+  return m;
+}
+
+static uint64_t EB_ISA(pad_key)(const eb_conv_geom *g, uint64_t row_key, int ox) {
+  uint64_t m = row_key;
+  for (int kx = 0; kx < g->kw; ++kx) {
+    const int ix = ox * g->sw - g->pl + kx * g->dw;
+    m |= (uint64_t)(ix < 0 || ix >= g->iw) << (unsigned)kx;
+  }
+  return m;
 }
 
 static int EB_ISA(tap_inside)(const eb_conv_geom *g, int oy, int ox, int t) {
   const int iy = oy * g->sh - g->pt + (t / g->kw) * g->dh, ix = ox * g->sw - g->pl + (t % g->kw) * g->dw;
   return iy >= 0 && iy < g->ih && ix >= 0 && ix < g->iw;
+}
+
+/* dst[c] += sign * wsum of channel og + c, c < on, over the taps of output pixel (oy, ox)
+ * in the padding: the zero-padding correction (window rows and columns stepped, no
+ * division per tap). */
+static void EB_ISA(pad_corr)(const eb_conv_geom *g, const eb_bpack_view *pv, int oy, int ox, int og, int on,
+                             int32_t sign, int32_t *dst) {
+  for (int ky = 0, t = 0; ky < g->kh; ++ky) {
+    const int iy = oy * g->sh - g->pt + ky * g->dh, rin = iy >= 0 && iy < g->ih;
+    for (int kx = 0; kx < g->kw; ++kx, ++t) {
+      const int ix = ox * g->sw - g->pl + kx * g->dw;
+      if (rin && ix >= 0 && ix < g->iw) continue;
+      const int32_t *ws = pv->wsum + (size_t)t * (size_t)pv->ocp + (size_t)og;
+      for (int c = 0; c < on; ++c) dst[c] += sign * ws[c];
+    }
+  }
 }
 
 /* Popcount of plane words (at off) of input pixel (n, iy, ix), over the taps inside. */
@@ -421,6 +547,57 @@ static void EB_ISA(bit_limits)(const eb_bin_out *out, int og, int on, int32_t fu
   }
 }
 
+/* Input words a conv tile may copy to its stack: a zero-padded copy of the rows it reads. */
+#define EB_PADBUF 4096
+
+/* Small maps (BinaryNet's 14x14, Bi-Real's last stages) have many border pixels, and
+ * each border block needs a tap pointer per tap and pixel, or runs short (blocks stop at
+ * the interior's edges). On a zero-padded copy of the input rows every block is an
+ * interior block of full width: one copy per chunk of rows instead. The zero words are
+ * what the border taps read anyway (pv.zero), so the padding corrections are unchanged.
+ * Copies the input rows that output rows [r, r1) of one image read (as many as fit
+ * buf) and sets *gp to the geometry of the copy (one image; oy*sh - gp->pt is the
+ * copy's row, ox*sw its column) and *rend to the end of the rows it covers; returns 0
+ * (nothing copied) when one output row's window rows do not fit. */
+static int EB_ISA(pad_copy)(const eb_conv_geom *g, const uint64_t *x, size_t xps, int r, int r1, uint64_t *buf,
+                            eb_conv_geom *gp, int *rend) {
+  const int span_h = (g->kh - 1) * g->dh + 1, span_w = (g->kw - 1) * g->dw + 1;
+  const int n = r / g->oh, oy0 = r % g->oh;
+  const size_t pw = (size_t)(g->ow - 1) * (size_t)g->sw + (size_t)span_w, row_words = pw * xps;
+  const size_t fit = (size_t)EB_PADBUF / row_words; /* input rows that fit */
+  if (fit < (size_t)span_h) return 0;
+  int rows = (int)(((fit - (size_t)span_h) / (size_t)g->sh) + 1);
+  if (rows > r1 - r) rows = r1 - r;
+  if (rows > g->oh - oy0) rows = g->oh - oy0; /* one image */
+  const int ph = (rows - 1) * g->sh + span_h, iy0 = oy0 * g->sh - g->pt;
+  /* input columns up to the last one a window reads: no further (a grouped conv runs as
+   * a wider image whose last group ends before the row does, bin_ops.c) */
+  int ncopy = 0;
+  for (int kx = 0; kx < g->kw; ++kx) {
+    const int last = g->iw - 1 + g->pl - kx * g->dw; /* ox*sw <= last: ix <= iw - 1 */
+    if (last < 0) continue;
+    const int ox = last / g->sw < g->ow - 1 ? last / g->sw : g->ow - 1;
+    const int ix = ox * g->sw - g->pl + kx * g->dw;
+    if (ix + 1 > ncopy) ncopy = ix + 1;
+  }
+  for (int br = 0; br < ph; ++br) {
+    uint64_t *dst = buf + (size_t)br * row_words;
+    const int iy = iy0 + br;
+    if (iy < 0 || iy >= g->ih || ncopy <= 0) {
+      memset(dst, 0, row_words * sizeof(uint64_t));
+      continue;
+    }
+    const size_t left = (size_t)g->pl * xps, mid = (size_t)ncopy * xps;
+    memset(dst, 0, left * sizeof(uint64_t));
+    memcpy(dst + left, x + ((size_t)n * (size_t)g->ih + (size_t)iy) * (size_t)g->iw * xps, mid * sizeof(uint64_t));
+    memset(dst + left + mid, 0, (row_words - left - mid) * sizeof(uint64_t));
+  }
+  *gp = *g;
+  gp->n = 1, gp->ih = ph, gp->iw = (int)pw, gp->pt = oy0 * g->sh, gp->pl = 0;
+  *rend = r + rows;
+  return 1;
+}
+
 /* Shared by the xor conv (bits == 0) and the K-bit conv (bits planes, and-popcount).
  * A bits output of the xor conv is fused (bit_limits): no flush, no int32 array,
  * one store per output word. */
@@ -462,142 +639,147 @@ static void EB_ISA(conv_tile)(const eb_conv_geom *g, int pad_value, int bits, co
   EB_ISA(interior)(g->oh, g->ih, g->sh, g->pt, (g->kh - 1) * g->dh + 1, &y_lo, &y_hi);
   EB_ISA(interior)(g->ow, g->iw, g->sw, g->pl, (g->kw - 1) * g->dw + 1, &x_lo, &x_hi);
   EB_ISA(f32_group) fg;
-  for (int og = oc0; og < oc1; og += EB_OG) {
-    const int on = oc1 - og < EB_OG ? oc1 - og : EB_OG;
-    const uint64_t *wg = pv.w + (size_t)(og / 8) * pv.bstride;
-    if (out->f32 && !out->bits) EB_ISA(f32_group_of)(out, og, on, &fg);
-    fe.m = fg.m, fe.b = fg.b, fe.t = fg.t, fe.s2 = fg.s2, fe.b2 = fg.b2, fe.on = on;
-    cn = 0;
-    if (fuse_ok) {
-      ln = 0;
-      EB_ISA(bit_limits)(out, og, on, full, NULL, lim0);
-      neg = 0;
-      for (int c = 0; c < on; ++c) neg |= (uint32_t)(out->dir[og + c] < 0) << (unsigned)c;
-    }
-    for (int r = r0; r < r1; ++r) {
-      const int n = r / g->oh, oy = r % g->oh;
-      const int row_in = oy >= y_lo && oy < y_hi;
-      for (int ox0 = 0; ox0 < g->ow;) {
-        /* blocks stop at the interior's edges, so every interior pixel runs in an interior block */
-        const int edge = !row_in ? g->ow : ox0 < x_lo ? x_lo : ox0 < x_hi ? x_hi : g->ow;
-        const int P = edge - ox0 < EB_P ? edge - ox0 : EB_P;
-        const int block_in = row_in && ox0 >= x_lo && ox0 + P <= x_hi;
-        /* dilation 1 inside the input, one plane: the kw taps of a window row are one run of
-         * kw*wpr words in the input and in the packed filter, so a row is one
-         * long tap and the per-tap overhead drops kw-fold */
-        const int rowrun = block_in && g->dw == 1 && planes == 1 && g->kh <= EB_TAPCHUNK;
-        const int fuse = fuse_ok && (rowrun || taps <= EB_TAPCHUNK)
-                             ? 1 : ffuse_ok && (rowrun || taps <= EB_TAPCHUNK) ? 2 : 0;
-        if (fuse == 2)
-          for (int p = 0; p < P; ++p) {
-            const int ox = ox0 + p;
-            const size_t pix = (size_t)r * (size_t)g->ow + (size_t)ox;
-            fe.y[p] = out->f32 + pix * (size_t)g->oc + (size_t)og;
-            fe.res[p] = out->res ? out->res + pix * (size_t)g->oc + (size_t)og : NULL;
-            fe.corr[p] = zero_corr;
-            if (pad_value || (row_in && ox >= x_lo && ox < x_hi)) continue;
-            const uint64_t key = taps <= 64 ? EB_ISA(pad_taps)(g, oy, ox) : 0;
-            int hit = -1;
-            for (int i = 0; i < cn && taps <= 64; ++i)
-              if (ckey[i] == key) hit = i;
-            if (hit >= 0) {
-              fe.corr[p] = ccache[hit];
-              continue;
-            }
-            int32_t *dst = corrp[p];
-            if (taps <= 64 && cn < EB_LIMCACHE) {
-              ckey[cn] = key;
-              dst = ccache[cn++];
-            }
-            memset(dst, 0, sizeof corrp[p]);
-            for (int t = 0; t < taps; ++t)
-              if (!EB_ISA(tap_inside)(g, oy, ox, t)) {
-                const int32_t *ws = pv.wsum + (size_t)t * (size_t)pv.ocp + (size_t)og;
-                for (int c = 0; c < on; ++c) dst[c] += ws[c];
+  /* a padded copy of the rows (pad_copy) where the map has a border to pad */
+  const int keyed = EB_KEYED(g);
+  const int border = y_lo > 0 || y_hi < g->oh || x_lo > 0 || x_hi < g->ow;
+  uint64_t pbuf[EB_PADBUF];
+  for (int c0 = r0, c1 = r1; c0 < r1; c0 = c1) {
+    eb_conv_geom gp;
+    const int padded = border && EB_ISA(pad_copy)(g, x, xps, c0, r1, pbuf, &gp, &c1);
+    if (!padded) c1 = r1;
+    /* where the taps are read: the copy, or the input with pointers to pv.zero at the border */
+    const eb_conv_geom *gx = padded ? &gp : g;
+    const uint64_t *xx = padded ? pbuf : x;
+    for (int og = oc0; og < oc1; og += EB_OG) {
+      const int on = oc1 - og < EB_OG ? oc1 - og : EB_OG;
+      const uint64_t *wg = pv.w + (size_t)(og / 8) * pv.bstride;
+      if (out->f32 && !out->bits) EB_ISA(f32_group_of)(out, og, on, &fg);
+      fe.m = fg.m, fe.b = fg.b, fe.t = fg.t, fe.s2 = fg.s2, fe.b2 = fg.b2, fe.on = on;
+      cn = 0;
+      if (fuse_ok) {
+        ln = 0;
+        EB_ISA(bit_limits)(out, og, on, full, NULL, lim0);
+        neg = 0;
+        for (int c = 0; c < on; ++c) neg |= (uint32_t)(out->dir[og + c] < 0) << (unsigned)c;
+      }
+      for (int r = c0; r < c1; ++r) {
+        const int n = r / g->oh, oy = r % g->oh, nx = padded ? 0 : n;
+        /* row_in, x_lo, x_hi: the pixels without padding taps (no correction);
+         * the copy reads every block as an interior one */
+        const int row_in = oy >= y_lo && oy < y_hi;
+        const uint64_t row_key = keyed && !row_in ? EB_ISA(pad_key_row)(g, oy) : 0;
+        const int read_in = padded || row_in, read_lo = padded ? 0 : x_lo, read_hi = padded ? g->ow : x_hi;
+        for (int ox0 = 0; ox0 < g->ow;) {
+          /* blocks stop at the interior's edges, so every interior pixel runs in an interior block */
+          const int edge = !read_in ? g->ow : ox0 < read_lo ? read_lo : ox0 < read_hi ? read_hi : g->ow;
+          const int P = edge - ox0 < EB_P ? edge - ox0 : EB_P;
+          const int block_in = read_in && ox0 >= read_lo && ox0 + P <= read_hi;
+          /* dilation 1 inside the input, one plane: the kw taps of a window row are one run of
+           * kw*wpr words in the input and in the packed filter, so a row is one
+           * long tap and the per-tap overhead drops kw-fold */
+          const int rowrun = block_in && g->dw == 1 && planes == 1 && g->kh <= EB_TAPCHUNK;
+          const int fuse = fuse_ok && (rowrun || taps <= EB_TAPCHUNK)
+                               ? 1 : ffuse_ok && (rowrun || taps <= EB_TAPCHUNK) ? 2 : 0;
+          if (fuse == 2)
+            for (int p = 0; p < P; ++p) {
+              const int ox = ox0 + p;
+              const size_t pix = (size_t)r * (size_t)g->ow + (size_t)ox;
+              fe.y[p] = out->f32 + pix * (size_t)g->oc + (size_t)og;
+              fe.res[p] = out->res ? out->res + pix * (size_t)g->oc + (size_t)og : NULL;
+              fe.corr[p] = zero_corr;
+              if (pad_value || (row_in && ox >= x_lo && ox < x_hi)) continue;
+              const uint64_t key = keyed ? EB_ISA(pad_key)(g, row_key, ox) : 0;
+              int hit = -1;
+              for (int i = 0; i < cn && keyed; ++i)
+                if (ckey[i] == key) hit = i;
+              if (hit >= 0) {
+                fe.corr[p] = ccache[hit];
+                continue;
               }
-            fe.corr[p] = dst;
-          }
-        if (fuse == 1)
-          for (int p = 0; p < P; ++p) {
-            const int ox = ox0 + p;
-            limp[p] = lim0;
-            if (pad_value || (row_in && ox >= x_lo && ox < x_hi)) continue;
-            const uint64_t key = taps <= 64 ? EB_ISA(pad_taps)(g, oy, ox) : 0;
-            int hit = -1;
-            for (int i = 0; i < ln && taps <= 64; ++i)
-              if (lkey[i] == key) hit = i;
-            if (hit >= 0) {
-              limp[p] = lcache[hit];
-              continue;
-            }
-            memset(corr, 0, sizeof corr);
-            for (int t = 0; t < taps; ++t)
-              if (!EB_ISA(tap_inside)(g, oy, ox, t)) {
-                const int32_t *ws = pv.wsum + (size_t)t * (size_t)pv.ocp + (size_t)og;
-                for (int c = 0; c < on; ++c) corr[c] += ws[c];
+              int32_t *dst = corrp[p];
+              if (keyed && cn < EB_LIMCACHE) {
+                ckey[cn] = key;
+                dst = ccache[cn++];
               }
-            uint64_t *dst = limb[p];
-            if (taps <= 64 && ln < EB_LIMCACHE) {
-              lkey[ln] = key;
-              dst = lcache[ln++];
+              memset(dst, 0, sizeof corrp[p]);
+              EB_ISA(pad_corr)(g, &pv, oy, ox, og, on, 1, dst);
+              fe.corr[p] = dst;
             }
-            EB_ISA(bit_limits)(out, og, on, full, corr, dst);
-            limp[p] = dst;
-          }
-        for (int j = 0; j < planes; ++j) {
-          if (!fuse) memset(cnt, 0, sizeof cnt);
-          if (rowrun) {
-            const uint64_t *base = x + (((size_t)n * (size_t)g->ih + (size_t)(oy * g->sh - g->pt)) * (size_t)g->iw +
-                                        (size_t)(ox0 * g->sw - g->pl)) * xps + (size_t)j * wpr;
-            EB_ISA(core_n)(P, bits != 0, fuse, g->kh, (size_t)g->kw * wpr, NULL, base,
-                           (size_t)g->dh * (size_t)g->iw * xps, (size_t)g->sw * xps, wg, pv.bstride, cnt, limp, neg,
-                           obits, &fe);
-          } else
-          for (int t0 = 0; t0 < taps; t0 += EB_TAPCHUNK) {
-            const int nt = taps - t0 < EB_TAPCHUNK ? taps - t0 : EB_TAPCHUNK;
-            if (block_in) EB_ISA(tap_ptrs_inside)(g, x, xps, (size_t)j * wpr, n, oy, ox0, P, t0, nt, ptrs);
-            else EB_ISA(tap_ptrs)(g, x, xps, (size_t)j * wpr, pv.zero, n, oy, ox0, P, t0, nt, ptrs);
-            EB_ISA(core_n)(P, bits != 0, fuse, nt, wpr, ptrs, NULL, 0, 0, wg + (size_t)t0 * wpr * 8, pv.bstride, cnt,
-                           limp, neg, obits, &fe);
-          }
-          if (fuse) break; /* one plane */
-          for (int p = 0; p < P; ++p) {
-            const int ox = ox0 + p;
-            if (!bits) { /* xor: dot = taps*ic - 2*mismatches, with every tap read as +1 in the padding */
-              if (on == EB_OG)
-                for (int c = 0; c < EB_OG; ++c) tot[p][c] = full - 2 * (int32_t)cnt[p][c];
-              else
-                for (int c = 0; c < on; ++c) tot[p][c] = full - 2 * (int32_t)cnt[p][c];
-              if (!pad_value && !(row_in && ox >= x_lo && ox < x_hi))
-                for (int t = 0; t < taps; ++t)
-                  if (!EB_ISA(tap_inside)(g, oy, ox, t)) {
-                    const int32_t *ws = pv.wsum + (size_t)t * (size_t)pv.ocp + (size_t)og;
-                    for (int c = 0; c < on; ++c) tot[p][c] -= ws[c];
-                  }
-            } else { /* plane j: 2^j * (ones(a_j) - 2*popcount(a_j & w)) */
-              const int32_t ones = EB_ISA(plane_ones)(g, x, xps, (size_t)j * wpr, wpr, n, oy, ox);
-              const int32_t scale = (int32_t)(1u << (unsigned)j);
-              for (int c = 0; c < on; ++c) {
-                const int32_t d = (ones - 2 * (int32_t)cnt[p][c]) * scale;
-                tot[p][c] = j ? tot[p][c] + d : d;
+          if (fuse == 1)
+            for (int p = 0; p < P; ++p) {
+              const int ox = ox0 + p;
+              limp[p] = lim0;
+              if (pad_value || (row_in && ox >= x_lo && ox < x_hi)) continue;
+              const uint64_t key = keyed ? EB_ISA(pad_key)(g, row_key, ox) : 0;
+              int hit = -1;
+              for (int i = 0; i < ln && keyed; ++i)
+                if (lkey[i] == key) hit = i;
+              if (hit >= 0) {
+                limp[p] = lcache[hit];
+                continue;
+              }
+              memset(corr, 0, sizeof corr);
+              EB_ISA(pad_corr)(g, &pv, oy, ox, og, on, 1, corr);
+              uint64_t *dst = limb[p];
+              if (keyed && ln < EB_LIMCACHE) {
+                lkey[ln] = key;
+                dst = lcache[ln++];
+              }
+              EB_ISA(bit_limits)(out, og, on, full, corr, dst);
+              limp[p] = dst;
+            }
+          for (int j = 0; j < planes; ++j) {
+            if (!fuse) memset(cnt, 0, sizeof cnt);
+            if (rowrun) {
+              const size_t row0 = (size_t)nx * (size_t)gx->ih + (size_t)(oy * gx->sh - gx->pt);
+              const uint64_t *base =
+                  xx + (row0 * (size_t)gx->iw + (size_t)(ox0 * gx->sw - gx->pl)) * xps + (size_t)j * wpr;
+              EB_ISA(core_n)(P, bits != 0, fuse, g->kh, (size_t)g->kw * wpr, NULL, base,
+                             (size_t)g->dh * (size_t)gx->iw * xps, (size_t)g->sw * xps, wg, pv.bstride, cnt, limp, neg,
+                             obits, &fe);
+            } else
+            for (int t0 = 0; t0 < taps; t0 += EB_TAPCHUNK) {
+              const int nt = taps - t0 < EB_TAPCHUNK ? taps - t0 : EB_TAPCHUNK;
+              if (block_in) EB_ISA(tap_ptrs_inside)(gx, xx, xps, (size_t)j * wpr, nx, oy, ox0, P, t0, nt, ptrs);
+              else EB_ISA(tap_ptrs)(g, x, xps, (size_t)j * wpr, pv.zero, n, oy, ox0, P, t0, nt, ptrs);
+              EB_ISA(core_n)(P, bits != 0, fuse, nt, wpr, ptrs, NULL, 0, 0, wg + (size_t)t0 * wpr * 8, pv.bstride, cnt,
+                             limp, neg, obits, &fe);
+            }
+            if (fuse) break; /* one plane */
+            for (int p = 0; p < P; ++p) {
+              const int ox = ox0 + p;
+              if (!bits) { /* xor: dot = taps*ic - 2*mismatches, with every tap read as +1 in the padding */
+                if (on == EB_OG)
+                  for (int c = 0; c < EB_OG; ++c) tot[p][c] = full - 2 * (int32_t)cnt[p][c];
+                else
+                  for (int c = 0; c < on; ++c) tot[p][c] = full - 2 * (int32_t)cnt[p][c];
+                if (!pad_value && !(row_in && ox >= x_lo && ox < x_hi))
+                  EB_ISA(pad_corr)(g, &pv, oy, ox, og, on, -1, tot[p]);
+              } else { /* plane j: 2^j * (ones(a_j) - 2*popcount(a_j & w)) */
+                const int32_t ones = EB_ISA(plane_ones)(g, x, xps, (size_t)j * wpr, wpr, n, oy, ox);
+                const int32_t scale = (int32_t)(1u << (unsigned)j);
+                for (int c = 0; c < on; ++c) {
+                  const int32_t d = (ones - 2 * (int32_t)cnt[p][c]) * scale;
+                  tot[p][c] = j ? tot[p][c] + d : d;
+                }
               }
             }
           }
+          const size_t pix0 = (size_t)r * (size_t)g->ow + (size_t)ox0;
+          if (fuse) {
+            uint64_t *const dst = fuse == 1 ? out->bits : out->sbits;
+            const unsigned sh = (unsigned)(og % 64);
+            for (int p = 0; dst && p < P; ++p) {
+              uint64_t *wp = dst + (pix0 + (size_t)p) * owords + (size_t)og / 64;
+              *wp = sh ? *wp | (uint64_t)obits[p] << sh : (uint64_t)obits[p];
+            }
+          } else {
+            for (int p = 0; p < P; ++p)
+              if (out->f32 && !out->bits) EB_ISA(emit_f32)(out, g->oc, pix0 + (size_t)p, og, on, tot[p], &fg);
+              else EB_ISA(emit)(out, g->oc, pix0 + (size_t)p, og, on, tot[p]);
+          }
+          ox0 += P;
         }
-        const size_t pix0 = (size_t)r * (size_t)g->ow + (size_t)ox0;
-        if (fuse) {
-          uint64_t *const dst = fuse == 1 ? out->bits : out->sbits;
-          const unsigned sh = (unsigned)(og % 64);
-          for (int p = 0; dst && p < P; ++p) {
-            uint64_t *wp = dst + (pix0 + (size_t)p) * owords + (size_t)og / 64;
-            *wp = sh ? *wp | (uint64_t)obits[p] << sh : (uint64_t)obits[p];
-          }
-        } else {
-          for (int p = 0; p < P; ++p)
-            if (out->f32 && !out->bits) EB_ISA(emit_f32)(out, g->oc, pix0 + (size_t)p, og, on, tot[p], &fg);
-            else EB_ISA(emit)(out, g->oc, pix0 + (size_t)p, og, on, tot[p]);
-        }
-        ox0 += P;
       }
     }
   }
