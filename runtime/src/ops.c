@@ -39,8 +39,10 @@ const char *eb_op_backend(const eb_model *m, const eb_node *node) {
       /* QUANTIZE and int8 GLOBAL_AVG_POOL run in the reference switch but on q8 kernels (see run_ref) */
       if (!eb_q8_enabled()) return "ref";
       if (node->type == EB_OP_QUANTIZE) return eb_q8_backend_name();
-      if (node->type == EB_OP_GLOBAL_AVG_POOL && input(m, node, 0) && input(m, node, 0)->dtype == EB_I8)
-        return "q8-portable";
+      if (node->type == EB_OP_GLOBAL_AVG_POOL && input(m, node, 0) && input(m, node, 0)->dtype == EB_I8) {
+        int n;
+        return eb_q8_list(&n)[0].name; /* its one kernel is the portable variant's */
+      }
       return "ref";
   }
 }

@@ -110,8 +110,11 @@ eb_status eb_q8_create(const eb_session *s, const eb_node *nd, const eb_q8_io *q
   const size_t cbytes = op->kind == Q8_IM2COL && !op->own_im2col ? up(op->rows * (size_t)taps)
                         : op->kind == Q8_DW                  ? vec
                                                              : 0;
-  const size_t fbytes = up(eb_q8_fast_bytes(ocp)), pbytes = op->kind == Q8_DW ? up(eb_q8_dw_pack_bytes(kh, kw, oc)) : 0;
-  const size_t hbytes = op->kind == Q8_DW ? up((size_t)taps * ocp * sizeof(int16_t)) : 0;
+  /* each SIMD depthwise reads its own copy of the weights: AVX-512 the tap pairs with biases and
+   * requantization (pk), NEON int16 weights (w16); the portable kernel neither */
+  const int dw_pk = op->kind == Q8_DW && op->ks->isa == 2, dw_w16 = op->kind == Q8_DW && op->ks->isa == 1;
+  const size_t fbytes = up(eb_q8_fast_bytes(ocp)), pbytes = dw_pk ? up(eb_q8_dw_pack_bytes(kh, kw, oc)) : 0;
+  const size_t hbytes = dw_w16 ? up((size_t)taps * ocp * sizeof(int16_t)) : 0;
   if (op->kind == Q8_IM2COL && !op->own_im2col && cbytes / (size_t)taps < op->rows) {
     free(op);
     return eb_fail(err, EB_ERR_NOMEM, "op '%s': im2col rows would exceed this build's address space", nd->name);
@@ -141,10 +144,11 @@ eb_status eb_q8_create(const eb_session *s, const eb_node *nd, const eb_q8_io *q
       for (int c = 0; c < oc; c++) wq[(size_t)t * ocp + c] = (int32_t)wd[(size_t)t * oc + c] - w_zp;
     int32_t *bias_in = (int32_t *)(mem + 4 * vec + wbytes);
     eb_q8_dw_biases(taps, oc, ocp, wq, bias, x->zero_point, col, bias_in);
-    void *pk = mem + 4 * vec + wbytes + cbytes + fbytes;
-    eb_q8_dw_pack(kh, kw, oc, ocp, wq, bias_in, mult, lsh, rsh, pk);
-    int16_t *w16 = (int16_t *)(mem + 4 * vec + wbytes + cbytes + fbytes + pbytes);
-    for (size_t i = 0; i < (size_t)taps * ocp; i++) w16[i] = (int16_t)wq[i]; /* w - w_zp fits int16 */
+    void *pk = dw_pk ? mem + 4 * vec + wbytes + cbytes + fbytes : NULL;
+    if (pk) eb_q8_dw_pack(kh, kw, oc, ocp, wq, bias_in, mult, lsh, rsh, pk);
+    int16_t *w16 = dw_w16 ? (int16_t *)(mem + 4 * vec + wbytes + cbytes + fbytes + pbytes) : NULL;
+    if (w16)
+      for (size_t i = 0; i < (size_t)taps * ocp; i++) w16[i] = (int16_t)wq[i]; /* w - w_zp fits int16 */
     op->dw = (eb_q8_dw){g, ocp, wq, col, bias_in, x->zero_point, rq, pk, w16};
   } else {
     /* conv weights [oc][kh][kw][ic] are already the rows of im2col's order */
